@@ -1,0 +1,64 @@
+"""The one configuration object.
+
+All settings come from ``RESTAURO_*`` environment variables (or a ``.env`` file) and can be
+overridden by CLI flags. Nothing else in the code base reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RESTAURO_", env_file=".env", extra="ignore")
+
+    # Where bundles live (REGISTRY/<version>/, REGISTRY/current) and where job files go.
+    registry: Path = Path("var/registry")
+    results_dir: Path = Path("var/results")
+
+    # Queueing. No broker URL means the embedded default: a SQLite broker and result backend under
+    # ``state_dir``, so a single machine needs nothing else installed.
+    broker_url: str | None = None
+    result_backend: str | None = None
+    state_dir: Path = Path("var/state")
+    # Redis redelivers an unacknowledged job after this many seconds; it must exceed the longest job.
+    visibility_timeout_s: int = 3600
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    # Pretrained backbones for the CNN feature extractors (no downloads happen offline).
+    vgg16_weights: Path | None = None
+    squeezenet_weights: Path | None = None
+
+    # Input limits: a scan of 4000 x 3000 is normal, a decompression bomb is not.
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_pixels: int = 40_000_000
+
+    # Restoration defaults (a request may override them within the bounds below).
+    candidates: int = 8
+    steps: int = 300
+    max_candidates: int = 64
+    max_steps: int = 5000
+
+    # HTTP API keys (header ``X-API-Key``); empty means no authentication (localhost use).
+    api_keys: list[str] = Field(default_factory=list)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once; tests call ``get_settings.cache_clear()``."""
+    return Settings()
+
+
+def resolve_device(name: str) -> str:
+    """Turn ``auto`` into ``cuda`` when a GPU is present, else ``cpu``."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,124 @@
+"""The DCGAN of Radford, Metz and Chintala (2016), as in pytorch/examples ``dcgan/main.py``.
+
+One generator maps a latent ``z ~ N(0, I)`` of ``nz`` numbers to a painting patch in [-1, 1]; one
+discriminator tells such patches from real ones. Restauro trains one pair per cluster of paintings
+(plus one general pair on everything, the paper's baseline), and the inpainting engine searches
+the generator's latent space for the patch that best fits a damaged painting's visible pixels.
+
+The architecture is the paper's: strided (transposed) convolutions, batch norm, ReLU in G, leaky
+ReLU in D, tanh output. 64 px uses four up-sampling blocks; 128 px adds one more block to each net.
+Hyperparameters are constructor arguments and travel with the weights (:class:`DCGANConfig`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+SUPPORTED_SIZES = (64, 128)
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    image_size: int = 64  # 64 or 128
+    nz: int = 100  # latent size
+    ngf: int = 64  # generator width
+    ndf: int = 64  # discriminator width
+    nc: int = 3  # image channels
+
+    def __post_init__(self) -> None:
+        if self.image_size not in SUPPORTED_SIZES:
+            raise ValueError(f"image_size must be one of {SUPPORTED_SIZES}, got {self.image_size}")
+
+    @property
+    def extra_blocks(self) -> int:
+        """Blocks beyond the 64 px design: one per doubling."""
+        return SUPPORTED_SIZES.index(self.image_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DCGANConfig:
+        return cls(**{k: int(data[k]) for k in ("image_size", "nz", "ngf", "ndf", "nc") if k in data})
+
+
+def weights_init(module: nn.Module) -> None:
+    """Radford et al.: all weights from N(0, 0.02); batch-norm scales from N(1, 0.02)."""
+    name = module.__class__.__name__
+    if "Conv" in name:
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif "BatchNorm" in name:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def _up(cin: int, cout: int) -> list[nn.Module]:
+    """Double the spatial size: transposed conv 4x4 stride 2, batch norm, ReLU."""
+    return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+
+
+def _down(cin: int, cout: int, norm: bool = True) -> list[nn.Module]:
+    """Halve the spatial size: conv 4x4 stride 2, (batch norm), leaky ReLU 0.2."""
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 4, 2, 1, bias=False)]
+    if norm:
+        layers.append(nn.BatchNorm2d(cout))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return layers
+
+
+class Generator(nn.Module):
+    """z (N x nz x 1 x 1, or N x nz) -> image (N x nc x S x S) in [-1, 1]."""
+
+    def __init__(self, config: DCGANConfig) -> None:
+        super().__init__()
+        self.config = config
+        nz, ngf, nc, extra = config.nz, config.ngf, config.nc, config.extra_blocks
+        top = ngf * 8 * (2**extra)  # 128 px starts one block wider
+        layers: list[nn.Module] = [
+            # input is Z, going into a convolution
+            nn.ConvTranspose2d(nz, top, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(top),
+            nn.ReLU(True),
+        ]  # state size: top x 4 x 4
+        width = top
+        for _ in range(extra):
+            layers += _up(width, width // 2)  # (width/2) x 8 x 8 at 128 px
+            width //= 2
+        layers += _up(width, ngf * 4)  # (ngf*4) x 8 x 8   [x 16 x 16 at 128 px]
+        layers += _up(ngf * 4, ngf * 2)  # (ngf*2) x 16 x 16 [x 32 x 32]
+        layers += _up(ngf * 2, ngf)  # ngf x 32 x 32      [x 64 x 64]
+        layers += [nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh()]  # nc x S x S
+        self.main = nn.Sequential(*layers)
+        self.apply(weights_init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() == 2:
+            z = z[:, :, None, None]
+        return self.main(z)
+
+
+class Discriminator(nn.Module):
+    """image (N x nc x S x S) -> one logit per image (N,); sigmoid(logit) = P(real)."""
+
+    def __init__(self, config: DCGANConfig) -> None:
+        super().__init__()
+        self.config = config
+        ndf, nc, extra = config.ndf, config.nc, config.extra_blocks
+        layers: list[nn.Module] = []
+        layers += _down(nc, ndf, norm=False)  # ndf x S/2 x S/2 (no batch norm on the input layer)
+        layers += _down(ndf, ndf * 2)  # (ndf*2) x 16 x 16 at 64 px
+        layers += _down(ndf * 2, ndf * 4)  # (ndf*4) x 8 x 8
+        layers += _down(ndf * 4, ndf * 8)  # (ndf*8) x 4 x 4 at 64 px
+        width = ndf * 8
+        for _ in range(extra):
+            layers += _down(width, width * 2)  # at 128 px: (ndf*16) x 4 x 4
+            width *= 2
+        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))  # 1 x 1 x 1: the logit
+        self.main = nn.Sequential(*layers)
+        self.apply(weights_init)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.main(image).view(-1)
