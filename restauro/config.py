@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     result_backend: str | None = None
     state_dir: Path = Path("var/state")
-    # Redis redelivers an unacknowledged job after this many seconds; it must exceed the longest job.
+    # Redis redelivers an unacked job after this many seconds: it must exceed the longest job.
     visibility_timeout_s: int = 3600
 
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -42,7 +42,9 @@ class DCGANConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> DCGANConfig:
-        return cls(**{k: int(data[k]) for k in ("image_size", "nz", "ngf", "ndf", "nc") if k in data})
+        return cls(
+            **{k: int(data[k]) for k in ("image_size", "nz", "ngf", "ndf", "nc") if k in data}
+        )
 
 
 def weights_init(module: nn.Module) -> None:

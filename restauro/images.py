@@ -33,7 +33,9 @@ class DecodedImage:
         return self.rgb.shape[0], self.rgb.shape[1]
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> DecodedImage:
+def decode_image(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image"
+) -> DecodedImage:
     """Decode an encoded image (PNG, JPEG, TIFF, WebP...) into RGB plus optional alpha."""
     if not data:
         raise InvalidImage(f"{name} is empty")
@@ -51,7 +53,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = 
             )
             if has_alpha:
                 rgba = np.asarray(img.convert("RGBA"))
-                return DecodedImage(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]))
+                return DecodedImage(
+                    np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+                )
             return DecodedImage(np.ascontiguousarray(np.asarray(img.convert("RGB"))))
     except ImageTooLarge:
         raise
