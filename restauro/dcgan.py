@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from restauro.errors import InvalidParameter
+
 SUPPORTED_SIZES = (64, 128)
 
 
@@ -29,8 +31,16 @@ class DCGANConfig:
     nc: int = 3  # image channels
 
     def __post_init__(self) -> None:
+        # A config comes from operators (CLI flags) and from manifests: a typed error, not a 500.
         if self.image_size not in SUPPORTED_SIZES:
-            raise ValueError(f"image_size must be one of {SUPPORTED_SIZES}, got {self.image_size}")
+            raise InvalidParameter(
+                f"image_size must be one of {SUPPORTED_SIZES}, got {self.image_size}"
+            )
+        for name in ("nz", "ngf", "ndf", "nc"):
+            if getattr(self, name) < 1:
+                raise InvalidParameter(
+                    f"{name} must be a positive integer, got {getattr(self, name)}"
+                )
 
     @property
     def extra_blocks(self) -> int:
