@@ -1,0 +1,152 @@
+"""Ingest a folder of paintings: find, validate, de-duplicate, preprocess.
+
+A museum's folder is never clean: broken downloads, thumbnails, a poster-size TIFF, the same
+painting twice under two names. Every file is either taken or rejected with a reason, so an
+operator sees a summary table instead of a crash half-way through a training run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from restauro.errors import DatasetError, InvalidInput
+from restauro.images import DEFAULT_MAX_PIXELS, center_crop_square, decode_image, fit_longer_side
+from restauro.progress import Progress, report
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"})
+MIN_SIDE = 64
+FEATURE_SIDE = 256  # features are computed on this view; the longer side of the corpus here
+
+
+@dataclass(frozen=True)
+class Painting:
+    """One accepted painting: where it came from, its label (the folder it lies in), its pixels.
+
+    ``rgb`` is the painting shrunk so its longer side is at most ``FEATURE_SIDE``: large enough for
+    the feature extractors, small enough to hold thousands in memory.
+    """
+
+    path: str  # relative to the ingested folder, with forward slashes
+    label: str | None
+    rgb: np.ndarray
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    path: str
+    reason: str
+
+
+@dataclass
+class Dataset:
+    root: Path
+    paintings: list[Painting]
+    rejected: list[Rejection] = field(default_factory=list)
+    duplicates: list[Rejection] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paintings)
+
+    @property
+    def labels(self) -> list[str | None]:
+        return [p.label for p in self.paintings]
+
+    def training_images(self, size: int) -> np.ndarray:
+        """Centre-cropped squares at the DCGAN's size, ``N x size x size x 3`` uint8."""
+        if not self.paintings:
+            return np.zeros((0, size, size, 3), np.uint8)
+        return np.stack([center_crop_square(p.rgb, size) for p in self.paintings])
+
+    def subset(self, indices) -> Dataset:
+        return Dataset(
+            self.root, [self.paintings[i] for i in indices], self.rejected, self.duplicates
+        )
+
+    def summary(self) -> dict:
+        """What was taken and what was not, and why: for the CLI's table and the manifest."""
+        reasons = Counter(r.reason.split(":")[0] for r in self.rejected)
+        return {
+            "root": str(self.root),
+            "accepted": len(self.paintings),
+            "rejected": len(self.rejected),
+            "duplicates": len(self.duplicates),
+            "rejection_reasons": dict(reasons),
+            "labels": dict(Counter(p.label or "" for p in self.paintings)),
+        }
+
+
+def find_image_files(root: Path) -> list[Path]:
+    """All files with an image suffix below ``root``, in a stable order."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def stable_sample(paths: list[str], limit: int | None, seed: int = 0) -> list[str]:
+    """A deterministic sample spread over the whole folder: order by a seeded hash of the path.
+
+    Hashing instead of taking the first ``limit`` files keeps every style folder represented.
+    """
+    if limit is None or limit >= len(paths):
+        return paths
+    key = lambda p: hashlib.sha1(f"{seed}:{p}".encode()).hexdigest()  # noqa: E731
+    return sorted(sorted(paths, key=key)[:limit])
+
+
+def is_validation(path: str, fraction: float) -> bool:
+    """A fixed hash split: the same painting is always on the same side, run after run."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.sha1(f"val:{path}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < fraction
+
+
+def ingest(
+    root: Path | str,
+    max_images: int | None = None,
+    seed: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+) -> Dataset:
+    """Read every image below ``root``; keep the good ones, record why the others were dropped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"image folder {root} does not exist or is not a folder")
+    files = {p.relative_to(root).as_posix(): p for p in find_image_files(root)}
+    if not files:
+        raise DatasetError(f"no images (.jpg .jpeg .png .tif .tiff .webp) found below {root}")
+    chosen = stable_sample(sorted(files), max_images, seed)
+    paintings: list[Painting] = []
+    rejected: list[Rejection] = []
+    duplicates: list[Rejection] = []
+    seen: dict[str, str] = {}
+    for i, rel in enumerate(chosen):
+        report(progress, "ingest", i, len(chosen))
+        data = files[rel].read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in seen:
+            duplicates.append(Rejection(rel, f"duplicate: same file as {seen[digest]}"))
+            continue
+        try:
+            rgb = decode_image(data, max_pixels=max_pixels, name=rel).rgb
+        except InvalidInput as exc:  # unreadable, truncated or absurdly large
+            rejected.append(Rejection(rel, f"{exc.code}: {exc.detail}"))
+            continue
+        if min(rgb.shape[:2]) < MIN_SIDE:
+            h, w = rgb.shape[:2]
+            rejected.append(Rejection(rel, f"too_small: {w}x{h}, need at least {MIN_SIDE} px"))
+            continue
+        seen[digest] = rel
+        label = rel.rsplit("/", 1)[0] if "/" in rel else None
+        paintings.append(Painting(rel, label, fit_longer_side(rgb, FEATURE_SIDE), digest))
+    report(progress, "ingest", len(chosen), len(chosen))
+    if not paintings:
+        raise DatasetError(
+            f"none of the {len(chosen)} image files below {root} is usable "
+            f"({len(rejected)} unreadable or too small, {len(duplicates)} duplicates)"
+        )
+    return Dataset(root, paintings, rejected, duplicates)

@@ -1,0 +1,363 @@
+"""The operator's command line: ``restauro train | models | inpaint | route | serve | worker``.
+
+A thin adapter: parse flags (defaults from ``restauro.config.Settings``), call the core, print.
+Every :class:`~restauro.errors.RestauroError` becomes one line on stderr and a non-zero exit
+(2 for a bad input or parameter, 1 otherwise); a traceback means a bug in Restauro.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from restauro.config import get_settings, resolve_device
+from restauro.errors import InvalidInput, RestauroError
+
+app = typer.Typer(
+    help="Restauro: restore damaged scans of paintings with cluster-specialised DCGANs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(
+    help="List, inspect, promote and roll back model bundles.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+
+class FeatureKind(StrEnum):
+    vgg16 = "vgg16"
+    squeezenet = "squeezenet"
+    sift = "sift"
+    surf = "surf"
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+RegistryOpt = Annotated[
+    Path | None, typer.Option("--registry", help="Bundle registry [env RESTAURO_REGISTRY].")
+]
+DeviceOpt = Annotated[Device | None, typer.Option("--device", help="cpu, cuda or auto.")]
+
+
+def _registry(path: Path | None) -> Path:
+    return path if path is not None else get_settings().registry
+
+
+def _device(device: Device | None) -> str:
+    name = device.value if device is not None else get_settings().device
+    resolved = resolve_device(name)
+    if resolved == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RestauroError("--device cuda was asked for, but no CUDA GPU is available")
+    return resolved
+
+
+def _echo_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+# --- train ---------------------------------------------------------------------------------------
+@app.command()
+def train(
+    images: Annotated[
+        Path, typer.Option("--images", help="Folder of paintings (searched recursively).")
+    ],
+    registry: RegistryOpt = None,
+    features: Annotated[
+        FeatureKind, typer.Option(help="Feature kind used to cluster and route.")
+    ] = FeatureKind.sift,
+    clusters: Annotated[
+        str, typer.Option(help="Number of clusters K, or 'auto' (silhouette).")
+    ] = "4",
+    image_size: Annotated[int, typer.Option(help="DCGAN resolution: 64 or 128.")] = 64,
+    epochs: Annotated[int, typer.Option(help="Training epochs per DCGAN.")] = 5,
+    batch_size: Annotated[int, typer.Option(help="DCGAN batch size.")] = 64,
+    max_images: Annotated[int | None, typer.Option(help="Use at most this many paintings.")] = None,
+    device: DeviceOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed for sampling, clustering and training.")] = 0,
+    weights: Annotated[
+        Path | None, typer.Option(help="CNN backbone weights file (vgg16/squeezenet).")
+    ] = None,
+    vocabulary: Annotated[
+        int, typer.Option(help="Bag-of-words vocabulary size (sift/surf).")
+    ] = 256,
+    pca: Annotated[int | None, typer.Option(help="PCA components before K-means.")] = None,
+    width: Annotated[int, typer.Option(help="DCGAN width (ngf = ndf).")] = 64,
+    encoder: Annotated[bool, typer.Option(help="Also train a z-encoder per cluster.")] = False,
+    encoder_epochs: Annotated[int, typer.Option(help="Encoder training epochs.")] = 5,
+    only_cluster: Annotated[
+        int | None, typer.Option(help="Retrain only this cluster of the current bundle.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Resume the interrupted run with these settings.")
+    ] = False,
+    promote: Annotated[bool, typer.Option(help="Make the new bundle current.")] = True,
+    validation_fraction: Annotated[float, typer.Option(help="Share of paintings held out.")] = 0.1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a bundle: ingest -> features -> K-means -> one DCGAN per cluster + a general one."""
+    from training.pipeline import TrainOptions, run_training
+    from training.progress_bars import StageBars
+
+    if clusters == "auto":
+        k = None
+    elif clusters.isdigit():
+        k = int(clusters)
+    else:
+        raise InvalidInput(f"--clusters must be a number or 'auto', got {clusters!r}")
+    if weights is None:
+        settings = get_settings()
+        weights = {"vgg16": settings.vgg16_weights, "squeezenet": settings.squeezenet_weights}.get(
+            features.value
+        )
+    options = TrainOptions(
+        images=images,
+        registry=_registry(registry),
+        features=features.value,
+        clusters=k,
+        image_size=image_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        max_images=max_images,
+        device=_device(device),
+        seed=seed,
+        weights=weights,
+        vocabulary=vocabulary,
+        pca=pca,
+        ngf=width,
+        ndf=width,
+        encoder=encoder,
+        encoder_epochs=encoder_epochs,
+        only_cluster=only_cluster,
+        resume=resume,
+        promote=promote,
+        validation_fraction=validation_fraction,
+    )
+    with StageBars(enabled=not quiet) as bars:
+        outcome = run_training(options, progress=bars)
+    summary = outcome.dataset.summary()
+    typer.echo(
+        f"ingested {summary['accepted']} paintings "
+        f"({summary['rejected']} rejected, {summary['duplicates']} duplicates)"
+    )
+    for r in outcome.dataset.rejected[:20]:
+        typer.echo(f"  rejected {r.path}: {r.reason}")
+    sizes = ", ".join(f"c{c['id']}={c['size']}" for c in outcome.manifest["clusters"])
+    typer.echo(f"clusters: {sizes}")
+    state = "promoted to current" if outcome.promoted else "not promoted"
+    typer.echo(f"bundle {outcome.version} published in {options.registry} ({state})")
+
+
+# --- models --------------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(registry: RegistryOpt = None) -> None:
+    """Published bundle versions; * marks the current one."""
+    from restauro.registry import Registry
+
+    reg = Registry(_registry(registry))
+    current = reg.current_version()
+    versions = reg.versions()
+    if not versions:
+        typer.echo(f"no bundles in {reg.root}")
+        return
+    for version in versions:
+        m = reg.manifest(version)
+        sizes = "/".join(str(c["size"]) for c in m["clusters"])
+        mark = "*" if version == current else " "
+        typer.echo(
+            f"{mark} {version}  {m['features']['kind']:<10} K={len(m['clusters'])} "
+            f"sizes={sizes} {m['image_size']}px  created {m['created'][:19]}"
+        )
+
+
+@models_app.command("show")
+def models_show(
+    version: Annotated[str | None, typer.Argument()] = None, registry: RegistryOpt = None
+) -> None:
+    """The manifest of a bundle (default: current), without the per-file hashes."""
+    from restauro.registry import Registry
+
+    manifest = Registry(_registry(registry)).manifest(version)
+    manifest.pop("files", None)
+    for info in manifest.get("models", {}).values():
+        info.pop("history", None)
+    _echo_json(manifest)
+
+
+@models_app.command("promote")
+def models_promote(version: str, registry: RegistryOpt = None) -> None:
+    """Make VERSION the current bundle (API and workers pick it up without a restart)."""
+    from restauro.registry import Registry
+
+    previous = Registry(_registry(registry)).promote(version)
+    typer.echo(f"current: {version} (was {previous})")
+
+
+@models_app.command("rollback")
+def models_rollback(registry: RegistryOpt = None) -> None:
+    """Make the previously current bundle current again."""
+    from restauro.registry import Registry
+
+    typer.echo(f"current: {Registry(_registry(registry)).rollback()}")
+
+
+# --- inpaint / route -----------------------------------------------------------------------------
+def _read_inputs(image: Path, mask: Path | None):
+    from restauro.masks import load_image_and_mask
+
+    def read(path: Path, what: str) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+    mask_bytes = read(mask, "mask") if mask is not None else None
+    return load_image_and_mask(read(image, "image"), mask_bytes, get_settings().max_pixels)
+
+
+@app.command()
+def inpaint(
+    image: Annotated[Path, typer.Argument(help="Damaged scan (RGBA: transparent = missing).")],
+    mask: Annotated[Path | None, typer.Option(help="Mask image, nonzero = missing.")] = None,
+    registry: RegistryOpt = None,
+    bundle: Annotated[str | None, typer.Option(help="Bundle version (default: current).")] = None,
+    cluster: Annotated[
+        int | None, typer.Option(help="Use this cluster instead of routing.")
+    ] = None,
+    general: Annotated[bool, typer.Option("--general", help="Use the general DCGAN.")] = False,
+    candidates: Annotated[int | None, typer.Option(help="Number of ranked completions.")] = None,
+    steps: Annotated[int | None, typer.Option(help="z-optimization steps (upper bound).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: same seed, same result.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("restored"),
+    device: DeviceOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Restore a damaged scan: DIR/restored_1.png ... (best first) and DIR/result.json."""
+    import hashlib
+
+    from restauro.images import write_png
+    from restauro.inpaint import InpaintParams
+    from restauro.registry import Registry
+    from restauro.restore import restore
+    from training.progress_bars import StageBars
+
+    settings = get_settings()
+    rgb, mask_array = _read_inputs(image, mask)
+    params = InpaintParams(
+        candidates=candidates or settings.candidates,
+        steps=settings.steps if steps is None else steps,
+        seed=seed,
+    )
+    loaded = Registry(_registry(registry)).load(bundle)
+    with StageBars(enabled=not quiet) as bars:
+        result = restore(
+            rgb,
+            mask_array,
+            loaded,
+            params,
+            cluster=cluster,
+            general=general,
+            device=_device(device),
+            progress=bars,
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for n, candidate in enumerate(result.restoration.candidates, start=1):
+        write_png(out / f"restored_{n}.png", candidate)
+    summary = {
+        "input": str(image),
+        "input_sha256": hashlib.sha256(image.read_bytes()).hexdigest(),
+        "params": params.to_dict(),
+        **result.summary(),
+    }
+    (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for warning in result.restoration.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(
+        f"{len(result.restoration.candidates)} restorations by {result.target} "
+        f"(bundle {result.bundle_version}) written to {out}/"
+    )
+
+
+@app.command()
+def route(
+    image: Annotated[Path, typer.Argument(help="Damaged scan (RGBA: transparent = missing).")],
+    mask: Annotated[Path | None, typer.Option(help="Mask image, nonzero = missing.")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Which cluster a damaged scan would be restored by, with the distance to every centroid."""
+    from restauro.registry import Registry
+
+    rgb, mask_array = _read_inputs(image, mask)
+    _echo_json(Registry(_registry(registry)).load().route(rgb, mask_array).to_dict())
+
+
+# --- serve / worker ------------------------------------------------------------------------------
+@app.command()
+def serve(
+    registry: RegistryOpt = None,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Run the HTTP API and a worker on this machine (no Redis unless RESTAURO_BROKER_URL)."""
+    args = ["--host", host, "--port", str(port), "--with-worker"]
+    if registry is not None:
+        args += ["--registry", str(registry)]
+    _exec_module("service", args)
+
+
+@app.command()
+def worker(
+    clusters: Annotated[
+        str | None, typer.Option(help="Cluster ids to serve, e.g. 0,1 (default: all).")
+    ] = None,
+    general: Annotated[
+        bool, typer.Option("--general", help="Also serve the general DCGAN queue.")
+    ] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Run a Celery worker consuming the given clusters' queues."""
+    args: list[str] = []
+    if clusters:
+        args += ["--clusters", clusters]
+    if general:
+        args.append("--general")
+    if registry is not None:
+        args += ["--registry", str(registry)]
+    _exec_module("worker", args)
+
+
+def _exec_module(module: str, args: list[str]) -> None:
+    """Replace this process by ``python -m module``: the adapters stay apart, signals go through."""
+    os.execv(sys.executable, [sys.executable, "-m", module, *args])
+
+
+def main() -> None:
+    """Console-script entry: Restauro's typed errors become one line each and an exit code.
+
+    Usage errors (a missing or malformed flag) are reported by the CLI framework itself, exit 2.
+    """
+    try:
+        app()
+    except RestauroError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        sys.exit(2 if isinstance(exc, InvalidInput) else 1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
