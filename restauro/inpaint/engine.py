@@ -1,0 +1,274 @@
+"""Restore a full-resolution scan: holes -> context windows -> z-optimization -> blending.
+
+This is the composition layer (the "pipeline" next to the weight-free :class:`ZOptimizer`): it
+cuts each group of holes out of the scan with its context, brings it to the generator's size,
+asks the optimizer for ranked completions, brings them back to full resolution and blends them
+inside the mask. Every pixel outside the mask is copied from the input, so the result equals the
+input bit for bit there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import cv2
+import numpy as np
+import torch
+
+from restauro.errors import InvalidImage, InvalidParameter
+from restauro.images import from_model_range, resize, to_model_range
+from restauro.inpaint.blending import PoissonBlender, paste
+from restauro.inpaint.holes import Box, HoleGroup, find_hole_groups
+from restauro.inpaint.models import GANModels
+from restauro.inpaint.params import InpaintParams
+from restauro.inpaint.zopt import ZOptimizer, ZOptResult
+from restauro.masks import validate_mask
+from restauro.progress import Progress, report
+
+
+@dataclass(frozen=True)
+class GroupLoss:
+    """The loss of one candidate on one group of holes."""
+
+    total: float
+    contextual: float
+    perceptual: float
+    from_encoder: bool
+
+
+@dataclass(frozen=True)
+class CandidateLoss:
+    """A candidate's losses summed over the groups, and the detail per group."""
+
+    total: float
+    contextual: float
+    perceptual: float
+    groups: list[GroupLoss]
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    """Where one group of holes was restored from and how the search went."""
+
+    bbox: tuple[int, int, int, int]  # top, left, bottom, right of the hole pixels
+    window: tuple[int, int, int, int]  # the square context window (may overhang the image)
+    hole_pixels: int
+    hole_fraction: float  # hole pixels / visible pixels of the window
+    steps: int
+    curve: list[float]  # best total loss after each step
+
+
+@dataclass
+class Restoration:
+    """Ranked restorations (best first) of one scan, at the scan's full resolution."""
+
+    candidates: list[np.ndarray]  # Poisson-blended, H x W x 3 uint8
+    raw: list[np.ndarray]  # the generator's output pasted into the hole, unblended
+    losses: list[CandidateLoss]
+    warnings: list[str]
+    steps: int  # z-optimization steps run, summed over groups
+    seconds: float
+    groups: list[GroupReport] = field(default_factory=list)
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One group's patch at model size, and how to put a completion back."""
+
+    visible: Box  # the window's part inside the image
+    pad: tuple[int, int]  # (top, left) offset of ``visible`` inside the square window
+    hole: np.ndarray  # the group's hole pixels inside ``visible`` (bool)
+    target: torch.Tensor  # 1 x 3 x S x S in [-1, 1]
+    missing: torch.Tensor  # 1 x 1 x S x S, 1 = hole
+    valid: torch.Tensor  # 1 x 1 x S x S, 0 = padding beyond the image
+
+
+def inpaint(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    models: GANModels,
+    params: InpaintParams,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+) -> Restoration:
+    """Restore every hole of ``mask`` (nonzero = missing) in ``rgb`` (H x W x 3 uint8)."""
+    started = time.perf_counter()
+    _check_image(rgb)
+    if not isinstance(params, InpaintParams):
+        raise InvalidParameter(f"params must be InpaintParams, got {type(params).__name__}")
+    mask = validate_mask(np.asarray(mask), rgb.shape[:2])
+    size = models.config.image_size
+    labels, groups = find_hole_groups(mask, params.context_factor, min_side=size)
+    height, width = mask.shape
+
+    device = torch.device(device)
+    generator = models.generator.to(device)
+    discriminator = models.discriminator.to(device)
+    encoder = models.encoder.to(device) if models.encoder is not None else None
+
+    count = params.candidates
+    blended = [rgb.copy() for _ in range(count)]
+    raw = [rgb.copy() for _ in range(count)]
+    per_group: list[ZOptResult] = []
+    reports: list[GroupReport] = []
+    warnings: list[str] = []
+    total_steps = params.steps * len(groups)
+    for index, group in enumerate(groups):
+        window = _cut_window(rgb, labels, group, size, device)
+        fraction = float(window.hole.sum()) / window.hole.size
+        warnings += _warnings(group, fraction, params, height, width)
+
+        def group_progress(stage: str, done: int, total: int, offset: int = index) -> None:
+            report(progress, stage, offset * params.steps + done, total_steps)
+
+        optimizer = ZOptimizer(replace(params, seed=params.seed + index))
+        result = optimizer.optimize(
+            generator,
+            discriminator,
+            window.target,
+            window.missing,
+            window.valid,
+            encoder=encoder,
+            nz=models.config.nz,
+            progress=group_progress if progress is not None else None,
+        )
+        per_group.append(result)
+        _put_back(result, window, group.side, blended, raw, params.blend)
+        reports.append(
+            GroupReport(
+                bbox=group.bbox.as_tuple(),
+                window=group.window.as_tuple(),
+                hole_pixels=group.hole_pixels,
+                hole_fraction=fraction,
+                steps=result.steps,
+                curve=result.curve,
+            )
+        )
+        report(progress, "blend", index + 1, len(groups))
+
+    return Restoration(
+        candidates=blended,
+        raw=raw,
+        losses=_candidate_losses(per_group, count),
+        warnings=warnings,
+        steps=sum(r.steps for r in per_group),
+        seconds=time.perf_counter() - started,
+        groups=reports,
+        model=models.name,
+    )
+
+
+def _check_image(rgb: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+        shape = getattr(rgb, "shape", None)
+        raise InvalidImage(f"image must be an H x W x 3 RGB array, got shape {shape}")
+    if rgb.dtype != np.uint8:
+        raise InvalidImage(f"image must be uint8, got {rgb.dtype}")
+    if min(rgb.shape[:2]) < 1:
+        raise InvalidImage("image is empty")
+
+
+def _coverage(mask: np.ndarray, size: int) -> np.ndarray:
+    """Which model pixels see any of ``mask`` (a model pixel partly in the hole is in the hole)."""
+    side = mask.shape[0]
+    interp = cv2.INTER_AREA if side >= size else cv2.INTER_LINEAR
+    return cv2.resize(mask.astype(np.float32), (size, size), interpolation=interp) > 1e-6
+
+
+def _cut_window(
+    rgb: np.ndarray, labels: np.ndarray, group: HoleGroup, size: int, device: torch.device
+) -> _Window:
+    height, width = rgb.shape[:2]
+    visible = group.visible_window(height, width)
+    rows, cols = slice(visible.top, visible.bottom), slice(visible.left, visible.right)
+    hole = np.isin(labels[rows, cols], group.labels)
+    patch = rgb[rows, cols].copy()
+    # Damaged pixels must not leak into the context through resampling: fill them neutrally.
+    known = ~hole
+    patch[hole] = patch[known].mean(axis=0).round().astype(np.uint8) if known.any() else 127
+    top, left = visible.top - group.window.top, visible.left - group.window.left
+    bottom = group.side - top - visible.height
+    right = group.side - left - visible.width
+    square = cv2.copyMakeBorder(patch, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    outside = np.ones((group.side, group.side), dtype=bool)
+    outside[top : top + visible.height, left : left + visible.width] = False
+    hole_square = np.zeros_like(outside)
+    hole_square[top : top + visible.height, left : left + visible.width] = hole
+    missing = _coverage(hole_square, size)
+    valid = ~_coverage(outside, size)
+    missing &= valid
+    return _Window(
+        visible=visible,
+        pad=(top, left),
+        hole=hole,
+        target=to_model_range(resize(square, size, size)).to(device),
+        missing=torch.from_numpy(missing.astype(np.float32))[None, None].to(device),
+        valid=torch.from_numpy(valid.astype(np.float32))[None, None].to(device),
+    )
+
+
+def _put_back(
+    result: ZOptResult,
+    window: _Window,
+    side: int,
+    blended: list[np.ndarray],
+    raw: list[np.ndarray],
+    blend: bool,
+) -> None:
+    """Resize each completion to the window, then blend (and paste) it inside the hole only."""
+    completions = from_model_range(result.completions)  # B x S x S x 3 uint8
+    top, left = window.pad
+    v = window.visible
+    rows, cols = slice(v.top, v.bottom), slice(v.left, v.right)
+    blender = PoissonBlender(window.hole) if blend else None
+    for i, completion in enumerate(completions):
+        full = resize(completion, side, side)[top : top + v.height, left : left + v.width]
+        raw[i][rows, cols] = paste(full, raw[i][rows, cols], window.hole)
+        if blender is not None:
+            blended[i][rows, cols] = blender.blend(full, blended[i][rows, cols])
+        else:
+            blended[i][rows, cols] = raw[i][rows, cols]
+
+
+def _warnings(
+    group: HoleGroup, fraction: float, params: InpaintParams, height: int, width: int
+) -> list[str]:
+    box = group.bbox
+    where = f"hole at rows {box.top}-{box.bottom}, cols {box.left}-{box.right}"
+    out = []
+    if fraction > params.max_hole_fraction:
+        out.append(
+            f"{where} covers {fraction:.0%} of its context window (more than "
+            f"{params.max_hole_fraction:.0%}): little context, the restoration is a guess"
+        )
+    if group.wanted_side > 1.25 * max(height, width):
+        out.append(
+            f"{where} needs a context window of {group.wanted_side} px but the image is only "
+            f"{width}x{height}: the restoration has less context than it should"
+        )
+    return out
+
+
+def _candidate_losses(per_group: list[ZOptResult], count: int) -> list[CandidateLoss]:
+    losses = []
+    for i in range(count):
+        groups = [
+            GroupLoss(
+                total=float(r.total[i]),
+                contextual=float(r.contextual[i]),
+                perceptual=float(r.perceptual[i]),
+                from_encoder=bool(r.from_encoder[i]),
+            )
+            for r in per_group
+        ]
+        losses.append(
+            CandidateLoss(
+                total=sum(g.total for g in groups),
+                contextual=sum(g.contextual for g in groups),
+                perceptual=sum(g.perceptual for g in groups),
+                groups=groups,
+            )
+        )
+    return losses
