@@ -1,0 +1,172 @@
+"""Restoration jobs as files: the contract between the HTTP service and the workers.
+
+A job is a folder ``RESULTS/<id>/``. The API writes the inputs and ``job.json`` once (inside a
+staging folder renamed into place, so a half-written job is never visible); the worker writes
+``state.json`` as it starts and fails, and ``restored_<n>.png`` then ``result.json`` when done.
+``result.json`` is written last, so its presence means the candidates are complete. Images never
+travel through the queue: the queue carries the job id only.
+
+Both adapters need this layout and must not import each other, so it lives in the core; it imports
+no web or queue framework.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from restauro.errors import NotFound
+from restauro.images import encode_png, read_image, write_png
+
+JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+
+INPUT = "input.png"
+MASK = "mask.png"
+JOB = "job.json"
+STATE = "state.json"
+RESULT = "result.json"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def candidate_name(n: int) -> str:
+    return f"restored_{n}.png"
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Readers polling the file never see half of it: write aside, then rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+class JobStore:
+    """Job folders under one root. Every id is validated before it becomes a path."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, job_id: str) -> Path:
+        """The folder of a job; ids that are not 32 hex digits never reach the file system."""
+        if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
+            raise JobNotFound(f"no restoration job {job_id!r}")
+        return self.root / job_id
+
+    def existing(self, job_id: str) -> Path:
+        folder = self.path(job_id)
+        if not (folder / JOB).is_file():
+            raise JobNotFound(f"no restoration job {job_id!r}")
+        return folder
+
+    def exists(self, job_id: str) -> bool:
+        try:
+            self.existing(job_id)
+        except JobNotFound:
+            return False
+        return True
+
+    # --- written by the API -------------------------------------------------------------------
+    def create(self, job_id: str, rgb: np.ndarray, mask: np.ndarray, job: dict[str, Any]) -> Path:
+        """Store the inputs and the job description; the folder appears complete or not at all."""
+        final = self.path(job_id)
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".staging-{job_id}-"))
+        try:
+            write_png(staging / INPUT, rgb)
+            write_png(staging / MASK, mask.astype(np.uint8) * 255)
+            _write_json_atomic(staging / JOB, {**job, "id": job_id})
+            os.rename(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return final
+
+    def delete(self, job_id: str) -> None:
+        folder = self.existing(job_id)
+        # Rename first so a worker finishing right now cannot see a half-deleted folder as a job.
+        trash = self.root / f".deleted-{job_id}-{uuid.uuid4().hex[:8]}"
+        os.rename(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # --- read by both ---------------------------------------------------------------------------
+    def read_job(self, job_id: str) -> dict[str, Any]:
+        job = _read_json(self.existing(job_id) / JOB)
+        if job is None:
+            raise JobNotFound(f"no restoration job {job_id!r}")
+        return job
+
+    def read_state(self, job_id: str) -> dict[str, Any] | None:
+        return _read_json(self.path(job_id) / STATE)
+
+    def read_result(self, job_id: str) -> dict[str, Any] | None:
+        return _read_json(self.path(job_id) / RESULT)
+
+    def read_inputs(self, job_id: str, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+        folder = self.existing(job_id)
+        rgb = read_image(folder / INPUT, max_pixels=max_pixels).rgb
+        mask = read_image(folder / MASK, max_pixels=max_pixels).rgb[..., 0] > 0
+        return rgb, mask
+
+    def file(self, job_id: str, name: str) -> Path:
+        """A file of an existing job, or JobNotFound / FileNotFoundError."""
+        path = self.existing(job_id) / name
+        if not path.is_file():
+            raise FileNotFoundError(name)
+        return path
+
+    def ids(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for entry in os.scandir(self.root):
+            if entry.is_dir() and JOB_ID_PATTERN.fullmatch(entry.name):
+                yield entry.name
+
+    # --- written by the worker --------------------------------------------------------------------
+    def write_state(self, job_id: str, state: dict[str, Any]) -> bool:
+        """Record the worker's view; False when the job was deleted meanwhile."""
+        folder = self.path(job_id)
+        if not (folder / JOB).is_file():
+            return False
+        _write_json_atomic(folder / STATE, state)
+        return True
+
+    def write_result(
+        self, job_id: str, candidates: list[np.ndarray], result: dict[str, Any]
+    ) -> bool:
+        """Candidates first, result.json last: a reader that sees the result sees every image.
+
+        Rerunning a job overwrites the same names with the same content (the seed is in job.json).
+        """
+        folder = self.path(job_id)
+        if not (folder / JOB).is_file():
+            return False
+        for n, image in enumerate(candidates):
+            # No mkdir here (unlike write_png): a job deleted meanwhile must stay deleted.
+            tmp = folder / f".{candidate_name(n)}.tmp"
+            tmp.write_bytes(encode_png(image))
+            os.replace(tmp, folder / candidate_name(n))
+        _write_json_atomic(folder / RESULT, result)
+        return True

@@ -1,0 +1,74 @@
+"""The FastAPI application factory: it only assembles settings, state, middleware and routers."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from restauro.config import Settings, get_settings
+from restauro.jobs import JobStore
+from service.bundles import BundleCache
+from service.deps import require_api_key
+from service.errors import install_error_handlers
+from service.metrics import JobCollector, Metrics, QueueCollector, RequestMetrics
+from service.queue import JobQueue
+from service.routers import health, models, restorations, routing
+from service.uploads import MULTIPART_SLACK, UploadGuard
+from worker.celery_app import GENERAL_QUEUE, cluster_queue
+
+DESCRIPTION = """
+Restores damaged scans of paintings with cluster-specialized GANs.
+
+Submit a scan and its damage mask (white = missing) to `POST /v1/restorations`; the scan is routed
+to the visually nearest cluster of paintings and restored by that cluster's generator. Poll
+`GET /v1/restorations/{id}` and download the ranked candidates.
+
+    curl -F image=@scan.png -F mask=@mask.png -F candidates=4 http://HOST/v1/restorations
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app; with ``settings`` it ignores the environment (tests, ``python -m service``)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Restauro",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "restorations", "description": "submit, poll, download, delete"},
+            {"name": "routing", "description": "which cluster a scan goes to"},
+            {"name": "models", "description": "the active bundle"},
+            {"name": "operations", "description": "health, readiness, metrics"},
+        ],
+    )
+    app.dependency_overrides[get_settings] = lambda: settings
+
+    app.state.settings = settings
+    app.state.store = JobStore(settings.results_dir)
+    app.state.bundles = BundleCache(settings.registry)
+    app.state.queue = JobQueue(settings)
+    app.state.metrics = Metrics()
+    app.state.metrics.add_collector(JobCollector(app.state.store))
+    app.state.metrics.add_collector(QueueCollector(lambda: _queue_depths(app)))
+
+    install_error_handlers(app)
+    keyed = [Depends(require_api_key)]
+    app.include_router(restorations.router, dependencies=keyed)
+    app.include_router(routing.router, dependencies=keyed)
+    app.include_router(models.router, dependencies=keyed)
+    app.include_router(health.router)
+
+    app.add_middleware(
+        UploadGuard,
+        limit=2 * settings.max_upload_bytes + MULTIPART_SLACK,  # image + mask + form fields
+        multipart_paths={"/v1/restorations", "/v1/route"},
+    )
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    return app
+
+
+def _queue_depths(app: FastAPI) -> dict[str, int]:
+    version = app.state.bundles.current_version()
+    names = [GENERAL_QUEUE]
+    if version is not None:
+        names = [cluster_queue(k) for k in app.state.bundles.get(version).cluster_ids] + names
+    return app.state.queue.depths(names)

@@ -1,0 +1,229 @@
+"""Restoration jobs: submit a damaged scan, poll it, download the candidates, delete it.
+
+One request, in order: the uploads are read within the size limit (uploads.py), decoded and
+validated by the core (pixel limit, mask), routed to the nearest cluster with the current bundle,
+stored as files (restauro/jobs.py), and the job id is enqueued on that cluster's queue. A worker
+restores it (worker/tasks.py) and writes the candidates beside the inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+
+from restauro.config import Settings
+from restauro.errors import InvalidParameter, NotFound, UnknownCluster
+from restauro.jobs import INPUT, MASK, JobStore, candidate_name, new_job_id
+from restauro.masks import load_image_and_mask
+from service.bundles import BundleCache
+from service.deps import BundlesDep, MetricsDep, QueueDep, SettingsDep, StoreDep
+from service.errors import NotReady
+from service.queue import JobQueue
+from service.uploads import read_upload
+from service.views import TERMINAL, job_links, job_status, job_view
+from worker.celery_app import queue_for
+
+router = APIRouter(prefix="/v1/restorations", tags=["restorations"])
+
+ACCEPTED_EXAMPLE = {
+    "id": "3f0c5e0d9b5c4a7e8f1d2c3b4a596877",
+    "status": "queued",
+    "cluster": 1,
+    "target": "c1",
+    "queue": "restore.c1",
+    "bundle_version": "20261122-143005-3fa9c1",
+    "route": {"cluster": 1, "distances": {"0": 41.2, "1": 17.9}},
+    "links": {"self": "/v1/restorations/3f0c5e0d9b5c4a7e8f1d2c3b4a596877"},
+}
+ERRORS = {
+    400: {"description": "corrupt or truncated image"},
+    413: {"description": "upload or pixel count over the limit"},
+    415: {"description": "not multipart/form-data, or a part that is not an image"},
+    422: {"description": "bad mask (size mismatch, empty, full) or parameter"},
+    503: {"description": "no active bundle, or the broker is unreachable"},
+}
+
+
+def _check_range(name: str, value: int | None, low: int, high: int, default: int) -> int:
+    if value is None:
+        return default
+    if not low <= value <= high:
+        raise InvalidParameter(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _accept(
+    settings: Settings,
+    store: JobStore,
+    bundles: BundleCache,
+    queue: JobQueue,
+    image: bytes,
+    mask: bytes | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Decode, route, store, enqueue: the CPU-bound part, run in a worker thread."""
+    rgb, hole = load_image_and_mask(image, mask, settings.max_pixels)
+    bundle = bundles.current()
+    route = None
+    if options["general"]:
+        target, cluster = "general", None
+    elif options["cluster"] is not None:
+        cluster = options["cluster"]
+        if cluster not in bundle.cluster_ids:
+            raise UnknownCluster(
+                f"bundle {bundle.version} has no cluster {cluster} (clusters: {bundle.cluster_ids})"
+            )
+        target = f"c{cluster}"
+    else:
+        found = bundle.route(rgb, hole)
+        route = found.to_dict()
+        cluster, target = found.cluster, f"c{found.cluster}"
+    job_id = new_job_id()
+    job = {
+        "created": round(time.time(), 3),
+        "bundle_version": bundle.version,
+        "target": target,
+        "cluster": cluster,
+        "queue": queue_for(target),
+        "route": route,
+        "params": {k: options[k] for k in ("candidates", "steps", "seed")},
+        "image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])},
+        "mask_pixels": int(hole.sum()),
+    }
+    store.create(job_id, rgb, hole, job)
+    try:
+        queue.submit(job_id, job["queue"])
+    except Exception:
+        store.delete(job_id)  # a 503 leaves nothing behind
+        raise
+    return {"id": job_id, **job}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Submit a damaged scan for restoration",
+    responses={
+        202: {"content": {"application/json": {"example": ACCEPTED_EXAMPLE}}},
+        200: {"description": "with ?wait=: the job finished within the wait"},
+        **ERRORS,
+    },
+)
+async def submit(
+    settings: SettingsDep,
+    store: StoreDep,
+    bundles: BundlesDep,
+    queue: QueueDep,
+    metrics: MetricsDep,
+    image: Annotated[UploadFile, File(description="the damaged scan (PNG, JPEG, TIFF, WebP)")],
+    mask: Annotated[
+        UploadFile | None,
+        File(description="nonzero = missing; optional if the image's alpha marks the damage"),
+    ] = None,
+    candidates: Annotated[
+        int | None, Form(description="completions to return", examples=[4])
+    ] = None,
+    steps: Annotated[int | None, Form(description="z-optimization steps", examples=[200])] = None,
+    seed: Annotated[int | None, Form(description="same seed, same result")] = None,
+    cluster: Annotated[int | None, Form(description="override routing")] = None,
+    general: Annotated[bool, Form(description="use the general DCGAN (baseline)")] = False,
+    wait: Annotated[
+        float, Query(ge=0, le=300, description="wait up to this many seconds for the result")
+    ] = 0,
+) -> JSONResponse:
+    options = {
+        "candidates": _check_range(
+            "candidates", candidates, 1, settings.max_candidates, settings.candidates
+        ),
+        "steps": _check_range("steps", steps, 1, settings.max_steps, settings.steps),
+        "seed": _check_range("seed", seed, 0, 2**31 - 1, secrets.randbelow(2**31)),
+        "cluster": _check_range("cluster", cluster, 0, 10_000, -1),
+        "general": general,
+    }
+    if options["cluster"] == -1:
+        options["cluster"] = None
+    image_bytes = await read_upload(image, "image", settings.max_upload_bytes)
+    mask_bytes = (
+        await read_upload(mask, "mask", settings.max_upload_bytes) if mask is not None else None
+    )
+    job = await run_in_threadpool(
+        _accept, settings, store, bundles, queue, image_bytes, mask_bytes, options
+    )
+    metrics.submitted.labels(job["queue"]).inc()
+    job_id = job["id"]
+    location = {"Location": f"/v1/restorations/{job_id}"}
+
+    deadline = time.monotonic() + wait
+    while wait and time.monotonic() < deadline:
+        if job_status(store, job_id) in TERMINAL:
+            view = await run_in_threadpool(job_view, store, queue, job_id)
+            return JSONResponse(view, status_code=200, headers=location)
+        await asyncio.sleep(0.1)
+
+    body = {
+        "id": job_id,
+        "status": "queued",
+        "cluster": job["cluster"],
+        "target": job["target"],
+        "queue": job["queue"],
+        "bundle_version": job["bundle_version"],
+        "route": job["route"],
+        "links": job_links(job_id),
+    }
+    return JSONResponse(body, status_code=202, headers=location)
+
+
+@router.get("/{job_id}", summary="Status, routing, scores and download links of a job")
+async def get_restoration(job_id: str, store: StoreDep, queue: QueueDep) -> dict[str, Any]:
+    return await run_in_threadpool(job_view, store, queue, job_id)
+
+
+def _png(store: JobStore, job_id: str, name: str) -> FileResponse:
+    return FileResponse(store.file(job_id, name), media_type="image/png")
+
+
+@router.get(
+    "/{job_id}/candidates/{n}",
+    summary="The n-th restored image (0 = best), PNG at full resolution",
+    response_class=FileResponse,
+    responses={409: {"description": "the job has not succeeded (yet)"}},
+)
+def get_candidate(job_id: str, n: int, store: StoreDep) -> FileResponse:
+    store.existing(job_id)  # unknown or malformed id -> 404
+    result = store.read_result(job_id)
+    if result is None:
+        raise NotReady(f"job {job_id} is {job_status(store, job_id)}: no candidates yet")
+    if not 0 <= n < len(result["candidates"]):
+        raise NotFound(f"job {job_id} has candidates 0..{len(result['candidates']) - 1}, not {n}")
+    return _png(store, job_id, candidate_name(n))
+
+
+@router.get(
+    "/{job_id}/original", summary="The uploaded image (as PNG)", response_class=FileResponse
+)
+def get_original(job_id: str, store: StoreDep) -> FileResponse:
+    return _png(store, job_id, INPUT)
+
+
+@router.get(
+    "/{job_id}/mask", summary="The damage mask (white = restored)", response_class=FileResponse
+)
+def get_mask(job_id: str, store: StoreDep) -> FileResponse:
+    return _png(store, job_id, MASK)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a job and its files (a running job finishes without writing)",
+)
+def delete_restoration(job_id: str, store: StoreDep, queue: QueueDep) -> Response:
+    store.delete(job_id)
+    queue.forget(job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,61 @@
+"""Which cluster a scan would be restored by, without restoring it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from restauro.config import Settings
+from restauro.masks import load_image_and_mask
+from service.bundles import BundleCache
+from service.deps import BundlesDep, SettingsDep
+from service.uploads import read_upload
+from worker.celery_app import cluster_queue
+
+router = APIRouter(prefix="/v1/route", tags=["routing"])
+
+
+def _route(
+    settings: Settings, bundles: BundleCache, image: bytes, mask: bytes | None
+) -> dict[str, Any]:
+    rgb, hole = load_image_and_mask(image, mask, settings.max_pixels)
+    bundle = bundles.current()
+    route = bundle.route(rgb, hole)
+    return {
+        **route.to_dict(),
+        "queue": cluster_queue(route.cluster),
+        "bundle_version": bundle.version,
+    }
+
+
+@router.post(
+    "",
+    summary="Route a damaged scan to its nearest cluster (no restoration)",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "cluster": 1,
+                        "distances": {"0": 41.2, "1": 17.9},
+                        "queue": "restore.c1",
+                        "bundle_version": "20261122-143005-3fa9c1",
+                    }
+                }
+            }
+        }
+    },
+)
+async def route(
+    settings: SettingsDep,
+    bundles: BundlesDep,
+    image: Annotated[UploadFile, File(description="the damaged scan")],
+    mask: Annotated[UploadFile | None, File(description="nonzero = missing")] = None,
+) -> dict[str, Any]:
+    image_bytes = await read_upload(image, "image", settings.max_upload_bytes)
+    mask_bytes = (
+        await read_upload(mask, "mask", settings.max_upload_bytes) if mask is not None else None
+    )
+    return await run_in_threadpool(_route, settings, bundles, image_bytes, mask_bytes)

@@ -1,0 +1,99 @@
+"""The Celery application, built from Settings (never at import time).
+
+Two set-ups share this one code path:
+
+* cluster: ``RESTAURO_BROKER_URL=redis://...`` (results in the same Redis unless
+  ``RESTAURO_RESULT_BACKEND`` says otherwise);
+* embedded default: no broker URL -> kombu's SQLAlchemy transport on a SQLite file and a SQLite
+  result backend under ``state_dir``, so one machine runs the API and a worker with nothing else
+  installed.
+
+Reliability settings follow the Celery guide for long GPU jobs: a job is acknowledged only after it
+ran (``task_acks_late``), a worker reserves one job at a time (prefetch 1), a worker killed mid-job
+puts its job back (``task_reject_on_worker_lost``), and Redis redelivers an unacknowledged job after
+``visibility_timeout_s``, which must exceed the longest job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import Celery
+from kombu import Queue
+
+from restauro.config import Settings
+
+TASK_NAME = "restauro.restore"
+GENERAL_QUEUE = "restore.general"
+
+
+def cluster_queue(cluster: int) -> str:
+    return f"restore.c{cluster}"
+
+
+def queue_for(target: str) -> str:
+    """Queue of a restoration target as ``restore()`` names it: ``"c3"`` or ``"general"``."""
+    return GENERAL_QUEUE if target == "general" else f"restore.{target}"
+
+
+def broker_urls(settings: Settings) -> tuple[str, str]:
+    """(broker, result backend) URLs; the embedded default lives in SQLite files."""
+    if settings.broker_url:
+        backend = settings.result_backend or settings.broker_url
+        return settings.broker_url, backend
+    state = Path(settings.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    broker = f"sqla+sqlite:///{state / 'broker.sqlite'}"
+    backend = settings.result_backend or f"db+sqlite:///{state / 'results.sqlite'}"
+    return broker, backend
+
+
+def is_embedded(settings: Settings) -> bool:
+    return not settings.broker_url
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A configured Celery app with the restoration task registered."""
+    broker, backend = broker_urls(settings)
+    if broker.startswith("sqla+"):
+        # The default polling interval (1 s) makes every round trip ~1 s. It must be a class
+        # attribute: passing it in broker_transport_options crashes create_engine().
+        from kombu.transport import sqlalchemy as kombu_sqla
+
+        kombu_sqla.Transport.polling_interval = 0.1
+
+    app = Celery("restauro", broker=broker, backend=backend, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_extended=False,
+        # No default queue: every job names its cluster's queue explicitly.
+        task_default_queue=GENERAL_QUEUE,
+        task_create_missing_queues=True,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        # Fail fast when the broker is down: the API answers 503 instead of hanging.
+        broker_connection_timeout=2,
+        broker_connection_retry_on_startup=True,
+        redis_socket_connect_timeout=2,
+        redis_socket_timeout=5,
+        redis_retry_on_timeout=False,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        result_expires=7 * 24 * 3600,
+    )
+    app.conf.restauro_settings = settings
+
+    from worker.tasks import register_tasks
+
+    register_tasks(app)
+    return app
+
+
+def queues(names: list[str]) -> list[Queue]:
+    return [Queue(name) for name in names]

@@ -1,0 +1,119 @@
+"""The restoration task: a job id in, files out.
+
+The message carries only the job id; the inputs and parameters are in the job's folder (see
+``restauro/jobs.py``). The task is idempotent: the seed is fixed in ``job.json``, so a job
+redelivered after a worker died rewrites the same candidates, and a job whose ``result.json``
+exists is already done. Progress goes to the result backend as task state ``PROGRESS``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from celery import Celery, Task
+
+from restauro.config import Settings, resolve_device
+from restauro.errors import RestauroError
+from restauro.jobs import JobStore
+from worker.celery_app import TASK_NAME
+from worker.model_cache import process_cache
+
+PROGRESS_EVERY_S = 0.5  # progress updates are writes to the backend: throttle them
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
+    """Restore one job; returns the small JSON kept in the result backend."""
+    from restauro.inpaint import InpaintParams
+    from restauro.restore import restore
+
+    store = JobStore(settings.results_dir)
+    if not store.exists(job_id):
+        return {"id": job_id, "status": "deleted"}
+    done = store.read_result(job_id)
+    if done is not None:
+        return {"id": job_id, "status": "succeeded", "candidates": len(done["candidates"])}
+
+    job = store.read_job(job_id)
+    previous = store.read_state(job_id) or {}
+    attempt = int(previous.get("attempt", 0)) + 1
+    started = _now()
+    state = {"status": "running", "attempt": attempt, "started": started, "worker": _worker()}
+    store.write_state(job_id, state)
+
+    last = [0.0]
+
+    def progress(stage: str, done_: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_EVERY_S and done_ < total:
+            return
+        last[0] = now
+        task.update_state(state="PROGRESS", meta={"stage": stage, "done": done_, "total": total})
+
+    try:
+        rgb, mask = store.read_inputs(job_id, max_pixels=settings.max_pixels)
+        bundle = process_cache(settings.registry).bundle(job["bundle_version"])
+        p = job["params"]
+        params = InpaintParams(candidates=p["candidates"], steps=p["steps"], seed=p["seed"])
+        general = job["target"] == "general"
+        outcome = restore(
+            rgb,
+            mask,
+            bundle,
+            params,
+            cluster=None if general else job["cluster"],
+            general=general,
+            device=resolve_device(settings.device),
+            progress=progress,
+        )
+    except RestauroError as exc:
+        # A typed error is final (a bad bundle, an unknown cluster): retrying would fail the same.
+        store.write_state(
+            job_id, {**state, "status": "failed", "error": exc.code, "detail": exc.detail}
+        )
+        return {"id": job_id, "status": "failed", "error": exc.code, "detail": exc.detail}
+    except Exception as exc:
+        store.write_state(
+            job_id,
+            {**state, "status": "failed", "error": "internal_error", "detail": type(exc).__name__},
+        )
+        raise
+
+    restoration = outcome.restoration
+    finished = _now()
+    result = {
+        "id": job_id,
+        "status": "succeeded",
+        "bundle_version": outcome.bundle_version,
+        "target": outcome.target,
+        "route": outcome.route.to_dict() if outcome.route is not None else job.get("route"),
+        "candidates": [{"n": n, "loss": float(loss)} for n, loss in enumerate(restoration.losses)],
+        "warnings": list(restoration.warnings),
+        "seconds": round(float(restoration.seconds), 3),
+        "started": started,
+        "finished": finished,
+        "attempt": attempt,
+        "worker": _worker(),
+    }
+    if not store.write_result(job_id, list(restoration.candidates), result):
+        return {"id": job_id, "status": "deleted"}
+    store.write_state(job_id, {**state, "status": "succeeded", "finished": finished})
+    return {"id": job_id, "status": "succeeded", "candidates": len(restoration.candidates)}
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def register_tasks(app: Celery) -> None:
+    """Attach the task to one app (no module-level app exists to decorate at import time)."""
+
+    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)
+    def restore_job(self: Task, job_id: str) -> dict[str, Any]:
+        return run_job(self, self.app.conf.restauro_settings, job_id)
