@@ -87,14 +87,26 @@ def find_image_files(root: Path) -> list[Path]:
 
 
 def stable_sample(paths: list[str], limit: int | None, seed: int = 0) -> list[str]:
-    """A deterministic sample spread over the whole folder: order by a seeded hash of the path.
+    """A deterministic sample that spreads over every folder (style) of the collection.
 
-    Hashing instead of taking the first ``limit`` files keeps every style folder represented.
+    Within each folder paths are ordered by a seeded hash, then folders take turns: with at least
+    as many picks as folders, every folder is represented, whatever order the files are listed in.
     """
     if limit is None or limit >= len(paths):
-        return paths
-    key = lambda p: hashlib.sha1(f"{seed}:{p}".encode()).hexdigest()  # noqa: E731
-    return sorted(sorted(paths, key=key)[:limit])
+        return sorted(paths)
+    groups: dict[str, list[str]] = {}
+    for p in paths:
+        groups.setdefault(p.rsplit("/", 1)[0] if "/" in p else "", []).append(p)
+    queues = [
+        sorted(group, key=lambda p: hashlib.sha1(f"{seed}:{p}".encode()).hexdigest())
+        for _, group in sorted(groups.items())
+    ]
+    picked: list[str] = []
+    for turn in range(max(len(q) for q in queues)):
+        picked.extend(q[turn] for q in queues if turn < len(q))
+        if len(picked) >= limit:
+            break
+    return sorted(picked[:limit])
 
 
 def is_validation(path: str, fraction: float) -> bool:

@@ -1,0 +1,60 @@
+"""Where tests find the shared paintings corpus, and small synthetic images.
+
+Real data lies outside the repository (it may not be redistributed). Tests that need it call
+:func:`paintings_dir`; outside CI its absence skips them, in CI (``CI=true``) it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def paintings_dir() -> Path:
+    root = Path(os.environ.get("RESTAURO_TEST_DATA", REPO.parent / "shared/data/paintings"))
+    if not (root / "images").is_dir():
+        message = f"paintings corpus not found at {root} (set RESTAURO_TEST_DATA)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return root / "images"
+
+
+def textured_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A painting-like RGB image: smooth colour fields plus strokes, so features find keypoints."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack(
+        [
+            127 + 100 * np.sin(xx / (7 + 5 * rng.random()) + rng.random() * 6),
+            127 + 100 * np.cos(yy / (9 + 5 * rng.random()) + rng.random() * 6),
+            127 + 100 * np.sin((xx + yy) / (11 + 5 * rng.random())),
+        ],
+        axis=-1,
+    )
+    noise = rng.normal(0, 12, size=(h, w, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
+    """A PNG whose header claims ``width x height`` grey pixels, with one tiny row of data.
+
+    Decoding it would allocate width * height bytes; a safe decoder refuses it from the header.
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * (width + 1))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
