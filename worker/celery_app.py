@@ -75,8 +75,6 @@ def make_celery(settings: Settings) -> Celery:
         # No default queue: every job names its cluster's queue explicitly.
         task_default_queue=GENERAL_QUEUE,
         task_create_missing_queues=True,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
-        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         # Fail fast when the broker is down: the API answers 503 instead of hanging.
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,
@@ -87,6 +85,13 @@ def make_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
         result_expires=7 * 24 * 3600,
     )
+    if not broker.startswith("sqla+"):
+        # Redis redelivers a job unacknowledged for this long. (The SQLAlchemy transport hands
+        # every transport option to create_engine(), which rejects them; it has no such timeout.)
+        app.conf.broker_transport_options = {"visibility_timeout": settings.visibility_timeout_s}
+        app.conf.result_backend_transport_options = {
+            "visibility_timeout": settings.visibility_timeout_s
+        }
     app.conf.restauro_settings = settings
 
     from worker.tasks import register_tasks

@@ -1,0 +1,106 @@
+"""Shared fixtures: test data, a tiny trained bundle, Redis, synthetic scans, free ports.
+
+The tiny bundle is trained once per session (two clusters, 64 px, one epoch, 8-wide nets) so the
+service and worker tests exercise real routing and real generators in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from restauro.images import encode_png
+from tests.data import paintings_dir, textured_image
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_REDIS_DB = 13  # a dedicated database, flushed before and after the tests that use it
+
+
+def _missing(reason: str) -> None:
+    """Outside CI a missing external resource skips; in CI it fails."""
+    if IN_CI:
+        pytest.fail(f"{reason} (required when CI=true)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry whose current bundle has two clusters of tiny DCGANs (~10-30 s on 2 cores)."""
+    import torch
+
+    from training.pipeline import TrainOptions, run_training
+
+    torch.set_num_threads(2)
+    registry = tmp_path_factory.mktemp("registry")
+    run_training(
+        TrainOptions(
+            images=paintings_dir(),
+            registry=registry,
+            features="sift",
+            clusters=2,
+            image_size=64,
+            epochs=1,
+            batch_size=16,
+            max_images=40,
+            ngf=8,
+            ndf=8,
+            seed=0,
+        )
+    )
+    return registry
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis on 127.0.0.1:6379, database 13, emptied before and after the session."""
+    import redis
+
+    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        _missing("Redis is not reachable at 127.0.0.1:6379")
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def closed_port_url() -> str:
+    """A Redis URL on a port nobody listens on: the broker-down case."""
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def synthetic_scan(height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
+    return textured_image(height, width, seed)
+
+
+def square_mask(height: int = 96, width: int = 128) -> np.ndarray:
+    mask = np.zeros((height, width), dtype=bool)
+    mask[height // 3 : height // 3 + 20, width // 3 : width // 3 + 24] = True
+    return mask
+
+
+def png(array: np.ndarray) -> bytes:
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    return encode_png(array)
+
+
+@pytest.fixture
+def scan_files() -> dict[str, tuple[str, bytes, str]]:
+    """A multipart ``files=`` payload with a scan and its mask."""
+    return {
+        "image": ("scan.png", png(synthetic_scan()), "image/png"),
+        "mask": ("mask.png", png(square_mask()), "image/png"),
+    }
