@@ -1,0 +1,243 @@
+"""The DCGAN training loop: it learns, it is reproducible, and it resumes exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from restauro.dcgan import DCGANConfig
+from restauro.errors import DatasetError, InvalidParameter
+from restauro.gan_training import (
+    DCGANTrainer,
+    TrainSettings,
+    batches_per_epoch,
+    fixed_noise,
+    read_checkpoint_state,
+    seeded_nets,
+    train_dcgan,
+)
+from restauro.images import read_image, to_model_range
+
+TINY = DCGANConfig(image_size=64, nz=16, ngf=8, ndf=8)
+RED = np.array([200.0, 60.0, 40.0])  # the colour of the learnable toy distribution
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Two cores are shared by everyone; one thread also keeps CPU results bit-reproducible."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def reddish_images(n: int, seed: int = 0) -> np.ndarray:
+    """Flat reddish squares with a little per-image and per-pixel noise: easy to learn."""
+    rng = np.random.default_rng(seed)
+    per_image = rng.normal(0, 12, (n, 1, 1, 3))
+    per_pixel = rng.normal(0, 4, (n, 64, 64, 3))
+    return np.clip(RED + per_image + per_pixel, 0, 255).astype(np.uint8)
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+def colour_distance_and_d_loss(
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    config: DCGANConfig,
+    real: np.ndarray,
+) -> tuple[float, float]:
+    """Distance of G's mean colour (eval mode, as inpainting uses G) to the data's, and the
+    D loss on a held batch (train mode, as D was trained: one batch of real, one of fakes)."""
+    z = fixed_noise(config, seed=123, count=32)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    with torch.no_grad():
+        generator.eval()
+        mean_colour = (generator(z).mean(dim=(0, 2, 3)) + 1) * 127.5
+        generator.train()
+        discriminator.train()
+        out_real, out_fake = discriminator(to_model_range(real)), discriminator(generator(z))
+        loss_d = bce(out_real, torch.ones(len(real))) + bce(out_fake, torch.zeros(len(z)))
+    distance = float(np.linalg.norm(mean_colour.numpy() - RED))
+    return distance, float(loss_d)
+
+
+def test_training_lowers_d_loss_and_moves_samples_toward_the_data() -> None:
+    config = DCGANConfig(image_size=64, nz=16, ngf=16, ndf=16)
+    settings = TrainSettings(epochs=10, batch_size=16, lr=1e-3, seed=0)
+    images, held = reddish_images(64), reddish_images(32, seed=1)
+    distance_0, loss_d_0 = colour_distance_and_d_loss(*seeded_nets(config, 0), config, held)
+
+    result = train_dcgan(images, config, settings)
+    assert not result.generator.training  # handed back ready for inference
+
+    distance_1, loss_d_1 = colour_distance_and_d_loss(
+        result.generator, result.discriminator, config, held
+    )
+    assert loss_d_1 < 0.8 * loss_d_0, (loss_d_0, loss_d_1)
+    assert distance_1 < 0.8 * distance_0, (distance_0, distance_1)
+    assert [h["epoch"] for h in result.history] == list(range(1, 11))
+    assert all(np.isfinite(h["loss_d"]) and np.isfinite(h["loss_g"]) for h in result.history)
+
+
+def test_same_seed_gives_identical_weights_and_another_seed_does_not() -> None:
+    images = reddish_images(32)
+    runs = [
+        train_dcgan(images, TINY, TrainSettings(epochs=2, batch_size=16, seed=seed))
+        for seed in (7, 7, 8)
+    ]
+    assert_same_weights(runs[0].generator, runs[1].generator)
+    assert_same_weights(runs[0].discriminator, runs[1].discriminator)
+    a, c = runs[0].generator.state_dict(), runs[2].generator.state_dict()
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_one_epoch_plus_resume_equals_two_epochs_bit_for_bit(tmp_path: Path) -> None:
+    """Exact, not approximately equal: each epoch's randomness is seeded by (seed, epoch), the
+    Adam states are restored, and on one CPU thread the same float operations run in order."""
+    images = reddish_images(40)
+    straight = train_dcgan(
+        images, TINY, TrainSettings(epochs=2, batch_size=16), workdir=tmp_path / "straight"
+    )
+    train_dcgan(images, TINY, TrainSettings(epochs=1, batch_size=16), workdir=tmp_path / "split")
+    resumed = train_dcgan(
+        images,
+        TINY,
+        TrainSettings(epochs=2, batch_size=16),
+        workdir=tmp_path / "split",
+        resume=True,
+    )
+    assert resumed.resumed_from_epoch == 1
+    assert_same_weights(straight.generator, resumed.generator)
+    assert_same_weights(straight.discriminator, resumed.discriminator)
+    losses = [(h["loss_d"], h["loss_g"], h["d_x"]) for h in straight.history]
+    assert [(h["loss_d"], h["loss_g"], h["d_x"]) for h in resumed.history] == losses
+
+
+def test_workdir_holds_checkpoint_samples_history_and_curve(tmp_path: Path) -> None:
+    settings = TrainSettings(epochs=2, batch_size=16, sample_count=9)
+    result = train_dcgan(reddish_images(32), TINY, settings, workdir=tmp_path)
+
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    expected = {"loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "seconds", "images_per_s"}
+    assert expected <= history[0].keys()
+    grid = read_image(tmp_path / "samples" / "epoch_002.png").rgb
+    assert grid.shape == (3 * 66 + 2, 3 * 66 + 2, 3)  # 3 x 3 tiles of 64 px, 2 px padding
+    assert (tmp_path / "samples" / "epoch_001.png").is_file()
+    assert read_image(tmp_path / "loss.png").rgb.shape == (360, 640, 3)
+    assert result.sample_grids == [tmp_path / "samples" / f"epoch_00{i}.png" for i in (1, 2)]
+    state = read_checkpoint_state(tmp_path)
+    assert state is not None and state["epoch"] == 2
+    assert DCGANConfig.from_dict(state["config"]) == TINY
+    assert TrainSettings.from_dict(state["settings"]) == settings
+    names = {p.name for p in (tmp_path / "checkpoint").iterdir()}
+    assert names == {
+        "generator.safetensors",
+        "discriminator.safetensors",
+        "optim_g.safetensors",
+        "optim_d.safetensors",
+        "state.json",
+    }
+    assert not any(p.suffix == ".pt" or p.suffix == ".pth" for p in tmp_path.rglob("*"))
+
+
+def test_resuming_a_finished_run_is_a_no_op(tmp_path: Path) -> None:
+    images = reddish_images(32)
+    settings = TrainSettings(epochs=2, batch_size=16)
+    first = train_dcgan(images, TINY, settings, workdir=tmp_path)
+    calls: list[tuple[str, int, int]] = []
+    again = train_dcgan(
+        images, TINY, settings, workdir=tmp_path, resume=True, progress=lambda *c: calls.append(c)
+    )
+    assert again.history == first.history
+    assert again.epochs_done == 2 and again.resumed_from_epoch == 2
+    assert_same_weights(first.generator, again.generator)
+    assert calls == [("train dcgan", 4, 4)]  # reported as complete, no batch trained
+
+
+def test_resume_refuses_another_config_settings_or_dataset(tmp_path: Path) -> None:
+    images = reddish_images(32)
+    settings = TrainSettings(epochs=1, batch_size=16)
+    train_dcgan(images, TINY, settings, workdir=tmp_path)
+    more = TrainSettings(epochs=2, batch_size=16)
+    wider = DCGANConfig(image_size=64, nz=16, ngf=16, ndf=8)
+    with pytest.raises(InvalidParameter, match="ngf"):
+        train_dcgan(images, wider, more, workdir=tmp_path, resume=True)
+    with pytest.raises(InvalidParameter, match="batch_size"):
+        train_dcgan(
+            images, TINY, TrainSettings(epochs=2, batch_size=8), workdir=tmp_path, resume=True
+        )
+    with pytest.raises(InvalidParameter, match="images"):
+        train_dcgan(reddish_images(32, seed=5), TINY, more, workdir=tmp_path, resume=True)
+    with pytest.raises(InvalidParameter, match="resume"):  # never silently overwrite a run
+        train_dcgan(images, TINY, more, workdir=tmp_path)
+
+
+def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path: Path) -> None:
+    images = reddish_images(16)
+    settings = TrainSettings(epochs=1, batch_size=16)
+    fresh = train_dcgan(images, TINY, settings)
+    resumed = train_dcgan(images, TINY, settings, workdir=tmp_path, resume=True)
+    assert resumed.resumed_from_epoch == 0
+    assert_same_weights(fresh.generator, resumed.generator)
+
+
+@pytest.mark.parametrize(
+    ("n", "batch", "expected"),
+    [
+        (5, 64, (5, 1, False)),
+        (64, 64, (64, 1, True)),
+        (70, 64, (64, 1, True)),
+        (130, 64, (64, 2, True)),
+    ],
+)
+def test_batches_per_epoch_keeps_at_least_one_batch(n: int, batch: int, expected: tuple) -> None:
+    assert batches_per_epoch(n, batch) == expected
+
+
+def test_a_dataset_smaller_than_one_batch_still_trains_and_reports_progress() -> None:
+    calls: list[tuple[str, int, int]] = []
+    settings = TrainSettings(epochs=3, batch_size=64, name="c2")
+    result = train_dcgan(reddish_images(5), TINY, settings, progress=lambda *c: calls.append(c))
+    assert len(result.history) == 3
+    assert calls == [("train c2", i, 3) for i in range(4)]  # 0 first, then one per batch
+
+
+def test_invalid_training_data_and_settings_are_typed_errors() -> None:
+    with pytest.raises(DatasetError):
+        train_dcgan(np.zeros((0, 64, 64, 3), np.uint8), TINY, TrainSettings(epochs=1))
+    with pytest.raises(DatasetError, match="64 x 64"):
+        train_dcgan(np.zeros((4, 128, 128, 3), np.uint8), TINY, TrainSettings(epochs=1))
+    with pytest.raises(DatasetError, match="uint8"):
+        train_dcgan(np.zeros((4, 64, 64, 3), np.float32), TINY, TrainSettings(epochs=1))
+    with pytest.raises(InvalidParameter):
+        TrainSettings(epochs=0)
+    with pytest.raises(InvalidParameter):
+        TrainSettings(lr=float("nan"))
+
+
+def test_channels_last_changes_layout_not_results() -> None:
+    """The CPU speed-up must not change the maths: same losses and D outputs on the first step.
+
+    Only the first step is compared: later, Adam divides tiny gradients by their own magnitude,
+    so float rounding differences between layouts grow into visible weight differences.
+    """
+    images = to_model_range(reddish_images(16))
+    stats = []
+    for channels_last in (False, True):
+        trainer = DCGANTrainer(TINY, TrainSettings(batch_size=16, channels_last=channels_last))
+        real = trainer.to_device(images)
+        assert real.is_contiguous(memory_format=torch.channels_last) == channels_last
+        stats.append(trainer.step(real, torch.Generator().manual_seed(0)))
+    for key, value in stats[0].items():
+        assert stats[1][key] == pytest.approx(value, rel=1e-4), key
