@@ -135,24 +135,33 @@ class Registry:
             return []
         return [json.loads(line) for line in lines if line.strip()]
 
+    def _stack(self) -> list[str]:
+        """Replay the history: a promotion pushes a version, a rollback pops one."""
+        stack: list[str] = []
+        for entry in self.history():
+            if entry.get("rollback"):
+                stack.pop()
+            else:
+                stack.append(entry["version"])
+        return stack
+
     def rollback(self) -> str:
-        """Make the previously current version current again; return it."""
-        current = self.current_version()
-        for entry in reversed(self.history()):
-            if entry["version"] == current and entry.get("previous"):
-                previous = entry["previous"]
-                self.path_of(previous)
-                _atomic_write(self.root / CURRENT, previous + "\n")
-                with (self.root / HISTORY).open("a") as f:
-                    record = {
-                        "at": datetime.now(UTC).isoformat(),
-                        "version": previous,
-                        "previous": current,
-                        "rollback": True,
-                    }
-                    f.write(json.dumps(record) + "\n")
-                return previous
-        raise BundleNotFound("nothing to roll back to: no earlier version was ever current")
+        """Go back to the version that was current before the current one; return it."""
+        stack = self._stack()
+        if len(stack) < 2:
+            raise BundleNotFound("nothing to roll back to: no earlier version was ever current")
+        current, previous = stack[-1], stack[-2]
+        self.path_of(previous)
+        _atomic_write(self.root / CURRENT, previous + "\n")
+        entry = {
+            "at": datetime.now(UTC).isoformat(),
+            "version": previous,
+            "previous": current,
+            "rollback": True,
+        }
+        with (self.root / HISTORY).open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+        return previous
 
 
 def _alive(pid: int) -> bool:

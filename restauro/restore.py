@@ -28,11 +28,33 @@ class RestoreResult:
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able part (everything but pixels), as written to result.json."""
+        r = self.restoration
         return {
             "bundle_version": self.bundle_version,
             "target": self.target,
             "route": self.route.to_dict() if self.route else None,
-            **self.restoration.summary(),
+            "candidates": [
+                {
+                    "rank": n,
+                    "loss": loss.total,
+                    "contextual": loss.contextual,
+                    "perceptual": loss.perceptual,
+                }
+                for n, loss in enumerate(r.losses, start=1)
+            ],
+            "holes": [
+                {
+                    "bbox": g.bbox,
+                    "window": g.window,
+                    "hole_pixels": g.hole_pixels,
+                    "hole_fraction": g.hole_fraction,
+                    "steps": g.steps,
+                }
+                for g in r.groups
+            ],
+            "steps": r.steps,
+            "seconds": r.seconds,
+            "warnings": r.warnings,
         }
 
 

@@ -61,10 +61,7 @@ class TrainOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dcgan_config(self) -> DCGANConfig:
-        try:
-            return DCGANConfig(self.image_size, self.nz, self.ngf, self.ndf)
-        except ValueError as exc:
-            raise InvalidParameter(str(exc)) from exc
+        return DCGANConfig(self.image_size, self.nz, self.ngf, self.ndf)
 
     def run_key(self) -> str:
         """Runs with the same data and settings share a run folder, which is what resume finds."""
@@ -179,7 +176,7 @@ def _check(options: TrainOptions) -> None:
 def _features_and_clusters(options: TrainOptions, train_set: Dataset, progress: Progress | None):
     params: dict[str, Any] = {}
     if options.features in LOCAL_KINDS:
-        params["vocabulary_size"] = options.vocabulary
+        params["vocab_size"] = options.vocabulary
         params["seed"] = options.seed
     elif options.weights is not None:
         params["weights"] = options.weights
