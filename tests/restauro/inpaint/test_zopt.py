@@ -1,0 +1,129 @@
+import math
+
+import numpy as np
+import torch
+
+from restauro.images import to_model_range
+from restauro.inpaint import InpaintParams, ZOptimizer
+from restauro.inpaint.zopt import prior_radius, project_to_prior
+from tests.restauro.inpaint.conftest import synthetic_paintings
+
+
+def _problem() -> tuple[torch.Tensor, torch.Tensor]:
+    target = to_model_range(synthetic_paintings(1, seed=7)[0])
+    missing = torch.zeros(1, 1, 64, 64)
+    missing[..., 20:44, 16:40] = 1
+    return target, missing
+
+
+def _reachable_problem(models) -> tuple[torch.Tensor, torch.Tensor]:
+    """A patch the generator makes exactly, so the search has a zero-loss optimum to find."""
+    z_true = torch.randn(1, models.config.nz, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        target = models.generator.eval()(z_true)
+    missing = torch.zeros(1, 1, 64, 64)
+    missing[..., 16:48, 16:48] = 1
+    return target, missing
+
+
+def _run(models, **overrides):
+    params = InpaintParams(**{"candidates": 4, "steps": 30, "patience": 0, **overrides})
+    target, missing = _problem()
+    return ZOptimizer(params).optimize(models.generator, models.discriminator, target, missing)
+
+
+def test_loss_decreases_over_steps(tiny_models):
+    target, missing = _reachable_problem(tiny_models)
+    g, d = tiny_models.generator, tiny_models.discriminator
+    start = ZOptimizer(InpaintParams(candidates=4, steps=0)).optimize(g, d, target, missing)
+    params = InpaintParams(candidates=4, steps=60, lr=0.05, patience=0)
+    result = ZOptimizer(params).optimize(g, d, target, missing)
+    assert result.steps == 60 and len(result.curve) == 60
+    assert float(result.contextual[0]) < 0.5 * float(start.contextual.min())
+    assert float(result.total.mean()) < float(start.total.mean())
+    assert result.curve[-1] < result.curve[0]
+
+
+def test_candidates_are_ranked_by_ascending_total_loss(tiny_models):
+    result = _run(tiny_models, candidates=6)
+    totals = result.total.tolist()
+    assert totals == sorted(totals)
+    expected = result.contextual + 0.003 * result.perceptual
+    assert torch.allclose(result.total, expected, atol=1e-4)
+    assert result.completions.shape == (6, 3, 64, 64)
+    assert float(result.completions.abs().max()) <= 1.0
+
+
+def test_reported_losses_are_those_of_the_returned_completions(tiny_models):
+    result = _run(tiny_models)
+    target, missing = _problem()
+    optimizer = ZOptimizer(InpaintParams())
+    from restauro.inpaint.context import context_weights
+
+    with torch.no_grad():
+        logits = tiny_models.discriminator.eval()(result.completions)
+        total, _, _ = optimizer.losses(
+            result.completions, logits, target, context_weights(missing, 7)
+        )
+    assert torch.allclose(total, result.total, rtol=1e-4, atol=1e-4)
+
+
+def test_same_seed_same_result_other_seed_other_result(tiny_models):
+    a, b = _run(tiny_models, seed=3), _run(tiny_models, seed=3)
+    c = _run(tiny_models, seed=4)
+    assert torch.equal(a.completions, b.completions) and torch.equal(a.total, b.total)
+    assert not torch.equal(a.completions, c.completions)
+
+
+def test_early_stopping_ends_a_plateau(tiny_models):
+    result = _run(tiny_models, steps=500, lr=0.05, patience=5, tolerance=0.05)
+    assert result.steps < 500 and len(result.curve) == result.steps
+
+
+def test_latents_stay_in_the_prior_ball(tiny_models):
+    result = _run(tiny_models, lr=5.0, steps=10)  # a huge lr would throw z far away
+    radius = prior_radius(tiny_models.config.nz)
+    assert float(result.latents.norm(dim=1).max()) <= radius + 1e-4
+    z = torch.full((2, 100), 3.0)
+    project_to_prior(z, prior_radius(100))
+    assert math.isclose(float(z[0].norm()), prior_radius(100), rel_tol=1e-5)
+
+
+def test_models_are_given_back_in_the_state_they_came(tiny_models):
+    g = tiny_models.generator
+    g.train()
+    before = [p.requires_grad for p in g.parameters()]
+    grads = [None if p.grad is None else p.grad.clone() for p in g.parameters()]
+    _run(tiny_models, steps=2)
+    assert g.training and [p.requires_grad for p in g.parameters()] == before
+    for p, grad in zip(g.parameters(), grads, strict=True):  # no gradient leaked into G
+        assert (p.grad is None and grad is None) or torch.equal(p.grad, grad)
+    g.eval()
+
+
+class _PerfectEncoder(torch.nn.Module):
+    """Returns a fixed latent: stands for a trained encoder in the initialisation logic."""
+
+    def __init__(self, z: torch.Tensor) -> None:
+        super().__init__()
+        self.z = torch.nn.Parameter(z)
+
+    def forward(self, masked: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        assert masked.shape[1:] == (3, 64, 64) and known.shape[1:] == (1, 64, 64)
+        return self.z.expand(masked.shape[0], -1)
+
+
+def test_encoder_starts_a_fraction_of_the_candidates(tiny_models):
+    target, missing = _reachable_problem(tiny_models)
+    z_true = torch.randn(1, tiny_models.config.nz, generator=torch.Generator().manual_seed(11))
+    params = InpaintParams(candidates=4, steps=0, encoder_fraction=0.5)
+    result = ZOptimizer(params).optimize(
+        tiny_models.generator,
+        tiny_models.discriminator,
+        target,
+        missing,
+        encoder=_PerfectEncoder(z_true),
+    )
+    assert int(result.from_encoder.sum()) == 2
+    assert bool(result.from_encoder[0])  # the exact guess ranks first
+    assert np.isclose(float(result.contextual[0]), 0.0, atol=1e-3)
