@@ -1,0 +1,55 @@
+"""The training pipeline on real paintings: retraining one cluster, resuming, publishing."""
+
+import shutil
+
+from restauro.checkpoint import sha256_file
+from restauro.registry import Registry
+from tests.data import paintings_dir
+from training.pipeline import TrainOptions, run_training
+
+
+def tiny_options(registry, **overrides) -> TrainOptions:
+    base = dict(
+        images=paintings_dir(),
+        registry=registry,
+        features="sift",
+        clusters=2,
+        image_size=64,
+        epochs=1,
+        batch_size=16,
+        max_images=40,
+        ngf=8,
+        ndf=8,
+        seed=0,
+    )
+    return TrainOptions(**(base | overrides))
+
+
+def test_only_cluster_retrains_one_and_copies_the_rest(tiny_registry, tmp_path):
+    registry = Registry(shutil.copytree(tiny_registry, tmp_path / "reg"))
+    base = registry.current_version()
+    outcome = run_training(tiny_options(registry.root, only_cluster=1, epochs=2))
+    assert registry.current_version() == outcome.version != base
+    new, old = registry.path_of(outcome.version), registry.path_of(base)
+    assert outcome.manifest["parent"] == base
+    for rel in (
+        "models/c0/generator.safetensors",
+        "models/general/generator.safetensors",
+        "features/state.safetensors",
+        "clustering/state.safetensors",
+    ):
+        assert sha256_file(new / rel) == sha256_file(old / rel)
+    assert sha256_file(new / "models/c1/generator.safetensors") != sha256_file(
+        old / "models/c1/generator.safetensors"
+    )
+    assert outcome.manifest["models"]["c1"]["epochs"] == 2
+    registry.load(outcome.version)  # verifies every sha256
+
+
+def test_resume_continues_the_interrupted_run(tmp_path):
+    first = run_training(tiny_options(tmp_path / "reg", clusters=2, epochs=1, promote=False))
+    resumed = run_training(tiny_options(tmp_path / "reg", clusters=2, epochs=2, resume=True))
+    history = resumed.manifest["models"]["c0"]["history"]
+    assert len(history) == 2
+    assert history[0] == first.manifest["models"]["c0"]["history"][0]
+    assert Registry(tmp_path / "reg").current_version() == resumed.version
