@@ -93,7 +93,15 @@ def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
         "bundle_version": outcome.bundle_version,
         "target": outcome.target,
         "route": outcome.route.to_dict() if outcome.route is not None else job.get("route"),
-        "candidates": [{"n": n, "loss": float(loss)} for n, loss in enumerate(restoration.losses)],
+        "candidates": [
+            {
+                "n": n,
+                "loss": round(float(loss.total), 6),
+                "contextual": round(float(loss.contextual), 6),
+                "perceptual": round(float(loss.perceptual), 6),
+            }
+            for n, loss in enumerate(restoration.losses)
+        ],
         "warnings": list(restoration.warnings),
         "seconds": round(float(restoration.seconds), 3),
         "started": started,
