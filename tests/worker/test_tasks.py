@@ -1,0 +1,113 @@
+"""The restoration task run in-process on a real tiny bundle: files out, idempotent, typed failures;
+and the worker entry point's refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from restauro.config import Settings
+from restauro.jobs import RESULT, JobStore, candidate_name, new_job_id
+from tests.conftest import square_mask, synthetic_scan
+from worker.celery_app import TASK_NAME, broker_urls, cluster_queue, make_celery, queue_for
+
+
+def settings_for(tmp_path: Path, registry: Path) -> Settings:
+    return Settings(
+        registry=registry, results_dir=tmp_path / "results", state_dir=tmp_path / "state"
+    )
+
+
+def make_job(store: JobStore, registry: Path, **overrides: object) -> str:
+    from restauro.registry import Registry
+
+    job_id = new_job_id()
+    job = {
+        "created": 0.0,
+        "bundle_version": Registry(registry).current_version(),
+        "target": "c0",
+        "cluster": 0,
+        "queue": "restore.c0",
+        "route": None,
+        "params": {"candidates": 2, "steps": 2, "seed": 3},
+        **overrides,
+    }
+    store.create(job_id, synthetic_scan(), square_mask(), job)
+    return job_id
+
+
+def test_task_writes_candidates_and_is_idempotent(tmp_path: Path, tiny_registry: Path) -> None:
+    settings = settings_for(tmp_path, tiny_registry)
+    app = make_celery(settings)
+    store = JobStore(settings.results_dir)
+    job_id = make_job(store, tiny_registry)
+
+    outcome = app.tasks[TASK_NAME].apply(args=[job_id], task_id=job_id).get()
+    assert outcome == {"id": job_id, "status": "succeeded", "candidates": 2}
+    result = store.read_result(job_id)
+    assert result["target"] == "c0" and len(result["candidates"]) == 2
+    first = [store.file(job_id, candidate_name(n)).read_bytes() for n in range(2)]
+    restored = store.read_inputs(job_id, settings.max_pixels)[0]
+    assert restored.shape == synthetic_scan().shape
+
+    # A redelivered job whose result was never written restores the same pixels again.
+    (store.path(job_id) / RESULT).unlink()
+    app.tasks[TASK_NAME].apply(args=[job_id], task_id=job_id).get()
+    assert [store.file(job_id, candidate_name(n)).read_bytes() for n in range(2)] == first
+    assert store.read_result(job_id)["attempt"] == 2
+
+
+def test_unknown_cluster_fails_the_job_with_its_code(tmp_path: Path, tiny_registry: Path) -> None:
+    settings = settings_for(tmp_path, tiny_registry)
+    store = JobStore(settings.results_dir)
+    job_id = make_job(store, tiny_registry, target="c9", cluster=9)
+    outcome = make_celery(settings).tasks[TASK_NAME].apply(args=[job_id], task_id=job_id).get()
+    assert outcome["status"] == "failed" and outcome["error"] == "unknown_cluster"
+    assert store.read_state(job_id)["error"] == "unknown_cluster"
+    assert store.read_result(job_id) is None
+
+
+def test_deleted_job_is_skipped(tmp_path: Path, tiny_registry: Path) -> None:
+    settings = settings_for(tmp_path, tiny_registry)
+    store = JobStore(settings.results_dir)
+    job_id = make_job(store, tiny_registry)
+    store.delete(job_id)
+    outcome = make_celery(settings).tasks[TASK_NAME].apply(args=[job_id], task_id=job_id).get()
+    assert outcome["status"] == "deleted"
+    assert not store.path(job_id).exists()
+
+
+def test_broker_choice_and_queue_names(tmp_path: Path) -> None:
+    embedded = Settings(state_dir=tmp_path / "state")
+    broker, backend = broker_urls(embedded)
+    assert broker.startswith("sqla+sqlite:///") and backend.startswith("db+sqlite:///")
+    assert str((tmp_path / "state").resolve()) in broker
+    redis = Settings(broker_url="redis://h:6379/0", visibility_timeout_s=7)
+    assert broker_urls(redis) == ("redis://h:6379/0", "redis://h:6379/0")
+    conf = make_celery(redis).conf
+    assert conf.broker_transport_options == {"visibility_timeout": 7}
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1
+    assert (cluster_queue(3), queue_for("c3"), queue_for("general")) == (
+        "restore.c3",
+        "restore.c3",
+        "restore.general",
+    )
+
+
+@pytest.mark.parametrize("module", ["worker", "service"])
+def test_entry_points_refuse_a_missing_bundle(tmp_path: Path, module: str) -> None:
+    cmd = [sys.executable, "-m", module, "--registry", str(tmp_path / "empty")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no current bundle")
+
+
+def test_worker_refuses_unknown_clusters(tmp_path: Path, tiny_registry: Path) -> None:
+    cmd = [sys.executable, "-m", "worker", "--registry", str(tiny_registry), "--clusters", "0,5"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "unknown: [5]" in done.stderr
