@@ -88,7 +88,7 @@ def test_broker_choice_and_queue_names(tmp_path: Path) -> None:
     redis = Settings(broker_url="redis://h:6379/0", visibility_timeout_s=7)
     assert broker_urls(redis) == ("redis://h:6379/0", "redis://h:6379/0")
     conf = make_celery(redis).conf
-    assert conf.broker_transport_options == {"visibility_timeout": 7}
+    assert conf.broker_transport_options["visibility_timeout"] == 7
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
     assert (cluster_queue(3), queue_for("c3"), queue_for("general")) == (
