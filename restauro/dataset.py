@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,14 +124,21 @@ def ingest(
     seed: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
+    include: Collection[str] | None = None,
 ) -> Dataset:
-    """Read every image below ``root``; keep the good ones, record why the others were dropped."""
+    """Read every image below ``root``; keep the good ones, record why the others were dropped.
+
+    ``include`` restricts the read to these relative paths (an evaluation's held-out paintings).
+    """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"image folder {root} does not exist or is not a folder")
     files = {p.relative_to(root).as_posix(): p for p in find_image_files(root)}
     if not files:
         raise DatasetError(f"no images (.jpg .jpeg .png .tif .tiff .webp) found below {root}")
+    if include is not None:
+        wanted = set(include)
+        files = {rel: path for rel, path in files.items() if rel in wanted}
     chosen = stable_sample(sorted(files), max_images, seed)
     paintings: list[Painting] = []
     rejected: list[Rejection] = []

@@ -304,6 +304,43 @@ def route(
     _echo_json(Registry(_registry(registry)).load().route(rgb, mask_array).to_dict())
 
 
+@app.command()
+def evaluate(
+    images: Annotated[Path, typer.Option("--images", help="The folder the bundle was trained on.")],
+    registry: RegistryOpt = None,
+    bundle: Annotated[str | None, typer.Option(help="Bundle version (default: current).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many held-out paintings.")] = None,
+    candidates: Annotated[int, typer.Option(help="Candidates per restoration.")] = 8,
+    steps: Annotated[int, typer.Option(help="z-optimization steps (upper bound).")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed for damage masks and latents.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the full report (JSON) here.")] = None,
+    device: DeviceOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Cluster DCGANs vs the general DCGAN vs OpenCV on the bundle's held-out paintings."""
+    from training.evaluate import EvalOptions, format_summary
+    from training.evaluate import evaluate as run_evaluation
+    from training.progress_bars import StageBars
+
+    options = EvalOptions(
+        images=images,
+        registry=_registry(registry),
+        version=bundle,
+        limit=limit,
+        candidates=candidates,
+        steps=steps,
+        seed=seed,
+        device=_device(device),
+    )
+    with StageBars(enabled=not quiet) as bars:
+        result = run_evaluation(options, progress=bars)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    typer.echo(f"bundle {result['bundle_version']}")
+    typer.echo(format_summary(result["summary"]))
+
+
 # --- serve / worker ------------------------------------------------------------------------------
 @app.command()
 def serve(

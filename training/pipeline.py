@@ -300,6 +300,8 @@ def _manifest(options, dataset, train_set, features_info, assignment, clustering
         "dataset": {
             **dataset.summary(),
             "training": len(train_set),
-            "validation": [p.path for p in dataset.paintings if p not in train_set.paintings],
+            "validation": sorted(
+                {p.path for p in dataset.paintings} - {p.path for p in train_set.paintings}
+            ),
         },
     }

@@ -5,6 +5,7 @@ import shutil
 from restauro.checkpoint import sha256_file
 from restauro.registry import Registry
 from tests.data import paintings_dir
+from training.evaluate import EvalOptions, evaluate, format_summary
 from training.pipeline import TrainOptions, run_training
 
 
@@ -46,10 +47,26 @@ def test_only_cluster_retrains_one_and_copies_the_rest(tiny_registry, tmp_path):
     registry.load(outcome.version)  # verifies every sha256
 
 
-def test_resume_continues_the_interrupted_run(tmp_path):
-    first = run_training(tiny_options(tmp_path / "reg", clusters=2, epochs=1, promote=False))
-    resumed = run_training(tiny_options(tmp_path / "reg", clusters=2, epochs=2, resume=True))
+def test_resume_then_evaluate_on_held_out_paintings(tmp_path):
+    # 60 paintings with seed 3 put a handful into the fixed-hash validation split.
+    options = dict(clusters=2, max_images=60, seed=3)
+    first = run_training(tiny_options(tmp_path / "reg", epochs=1, promote=False, **options))
+    resumed = run_training(tiny_options(tmp_path / "reg", epochs=2, resume=True, **options))
     history = resumed.manifest["models"]["c0"]["history"]
     assert len(history) == 2
     assert history[0] == first.manifest["models"]["c0"]["history"][0]
     assert Registry(tmp_path / "reg").current_version() == resumed.version
+
+    held_out = resumed.manifest["dataset"]["validation"]
+    assert held_out and resumed.manifest["dataset"]["training"] + len(held_out) == 60
+    result = evaluate(
+        EvalOptions(
+            images=paintings_dir(), registry=tmp_path / "reg", limit=2, candidates=2, steps=3
+        )
+    )
+    assert [r["path"] for r in result["rows"]] == held_out[:2]
+    summary = result["summary"]
+    assert summary["paintings"] == 2
+    for method in ("cluster", "general", "telea", "navier_stokes"):
+        assert 0 < summary[method]["psnr_hole"]["mean"] < 60
+    assert "cluster DCGAN beats general DCGAN" in format_summary(summary)
