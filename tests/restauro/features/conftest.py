@@ -12,9 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from restauro.features.cnn import SqueezeNetExtractor, VGG16Extractor
 from restauro.images import read_image
 from tests.data import paintings_dir
 
@@ -36,7 +34,13 @@ def blob_painting(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def random_weights_file(directory: Path, extractor: type, name: str) -> Path:
+def random_weights_file(directory: Path, kind: str, name: str) -> Path:
+    """Imports torch only when a CNN test asks for it, so SURF/BoW tests start fast."""
+    import torch
+
+    from restauro.features.cnn import SqueezeNetExtractor, VGG16Extractor
+
+    extractor = {"vgg16": VGG16Extractor, "squeezenet": SqueezeNetExtractor}[kind]
     torch.manual_seed(0)
     path = directory / name
     torch.save(extractor.build_backbone().state_dict(), path)
@@ -45,13 +49,13 @@ def random_weights_file(directory: Path, extractor: type, name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def vgg16_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return random_weights_file(tmp_path_factory.mktemp("vgg16"), VGG16Extractor, "vgg16.pth")
+    return random_weights_file(tmp_path_factory.mktemp("vgg16"), "vgg16", "vgg16.pth")
 
 
 @pytest.fixture(scope="session")
 def squeezenet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("squeezenet")
-    return random_weights_file(directory, SqueezeNetExtractor, "squeezenet.pth")
+    return random_weights_file(directory, "squeezenet", "squeezenet.pth")
 
 
 def real_paintings(count: int, style: str = "Impressionism") -> list[np.ndarray]:

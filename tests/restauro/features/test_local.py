@@ -100,7 +100,7 @@ def _perturbed(rgb: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", LOCAL_KINDS)
 def test_real_paintings_are_recognised_after_a_rescan(kind: str) -> None:
     """Nearest neighbour (cosine) of a re-scanned painting is the painting itself."""
-    paintings = real_paintings(12)
+    paintings = real_paintings(8)
     extractor = create_extractor(kind, vocab_size=64)
     extractor.fit(paintings)
     originals = extractor.transform(paintings)
