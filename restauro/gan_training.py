@@ -244,20 +244,20 @@ def train_dcgan(
     batch, n_batches, _ = batches_per_epoch(len(images), settings.batch_size)
     total = settings.epochs * n_batches
     stage = f"train {settings.name}"
-    data = to_model_range(images)  # N x 3 x S x S in [-1, 1], on the CPU
     noise = fixed_noise(config, settings.seed, settings.sample_count)
     grids: list[Path] = []
     report(progress, stage, min(start_epoch, settings.epochs) * n_batches, total)
 
     for epoch in range(start_epoch, settings.epochs):
         rng = epoch_generator(settings.seed, epoch)
-        order = torch.randperm(len(data), generator=rng)
+        order = torch.randperm(len(images), generator=rng).numpy()
         sums: dict[str, float] = {}
         started = time.perf_counter()
         trainer.generator.train()
         trainer.discriminator.train()
         for i in range(n_batches):
-            real = trainer.to_device(data[order[i * batch : (i + 1) * batch]])
+            # uint8 until the batch is picked: float copies of a whole collection would take 4x
+            real = trainer.to_device(to_model_range(images[order[i * batch : (i + 1) * batch]]))
             for key, value in trainer.step(real, rng).items():
                 sums[key] = sums.get(key, 0.0) + value
             report(progress, stage, epoch * n_batches + i + 1, total)
