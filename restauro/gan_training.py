@@ -396,13 +396,27 @@ def dataset_fingerprint(images: np.ndarray) -> str:
 
 def read_checkpoint_state(workdir: Path) -> dict[str, Any] | None:
     """The JSON state of the last complete checkpoint in ``workdir``, or None if there is none."""
-    path = Path(workdir) / CHECKPOINT_DIR / STATE_FILE
+    workdir = Path(workdir)
+    _recover_interrupted_swap(workdir)
+    path = workdir / CHECKPOINT_DIR / STATE_FILE
     if not path.is_file():
         return None
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise InvalidParameter(f"cannot read training checkpoint {path}: {exc}") from exc
+
+
+def _recover_interrupted_swap(workdir: Path) -> None:
+    """A crash between the two renames of :func:`_write_checkpoint` leaves no ``checkpoint/``:
+    promote the new folder if it is complete (its state.json is written last), else the old."""
+    final = workdir / CHECKPOINT_DIR
+    if final.exists():
+        return
+    for candidate in (workdir / f".{CHECKPOINT_DIR}.new", workdir / f".{CHECKPOINT_DIR}.old"):
+        if (candidate / STATE_FILE).is_file():
+            os.replace(candidate, final)
+            return
 
 
 def _write_checkpoint(

@@ -183,6 +183,17 @@ def test_resume_refuses_another_config_settings_or_dataset(tmp_path: Path) -> No
         train_dcgan(images, TINY, more, workdir=tmp_path)
 
 
+def test_resume_survives_a_crash_between_the_checkpoint_renames(tmp_path: Path) -> None:
+    images = reddish_images(16)
+    train_dcgan(images, TINY, TrainSettings(epochs=1, batch_size=16), workdir=tmp_path)
+    (tmp_path / "checkpoint").rename(tmp_path / ".checkpoint.old")  # as if killed mid-swap
+    resumed = train_dcgan(
+        images, TINY, TrainSettings(epochs=2, batch_size=16), workdir=tmp_path, resume=True
+    )
+    assert resumed.resumed_from_epoch == 1
+    assert not (tmp_path / ".checkpoint.old").exists()
+
+
 def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path: Path) -> None:
     images = reddish_images(16)
     settings = TrainSettings(epochs=1, batch_size=16)
