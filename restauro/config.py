@@ -48,6 +48,20 @@ class Settings(BaseSettings):
     # HTTP API keys (header ``X-API-Key``); empty means no authentication (localhost use).
     api_keys: list[str] = Field(default_factory=list)
 
+    @property
+    def embedded(self) -> bool:
+        """No broker URL: the single-machine default (SQLite files under ``state_dir``)."""
+        return not self.broker_url
+
+    def queue_urls(self) -> tuple[str, str]:
+        """(broker, result backend) URLs; the embedded default lives in SQLite files."""
+        if self.broker_url:
+            return self.broker_url, self.result_backend or self.broker_url
+        state = Path(self.state_dir).resolve()
+        state.mkdir(parents=True, exist_ok=True)
+        broker = f"sqla+sqlite:///{state / 'broker.sqlite'}"
+        return broker, self.result_backend or f"db+sqlite:///{state / 'results.sqlite'}"
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -40,6 +40,21 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+# The wire contract between the API (producer) and the workers (consumers): the task's name and
+# one queue per restoration target. Both adapters read it from here, never from each other.
+TASK_NAME = "restauro.restore"
+GENERAL_QUEUE = "restore.general"
+
+
+def cluster_queue(cluster: int) -> str:
+    return f"restore.c{cluster}"
+
+
+def queue_for(target: str) -> str:
+    """Queue of a restoration target as ``restore()`` names it: ``"c3"`` or ``"general"``."""
+    return GENERAL_QUEUE if target == "general" else f"restore.{target}"
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from restauro.config import Settings, get_settings
-from restauro.jobs import JobStore
+from restauro.jobs import GENERAL_QUEUE, JobStore, cluster_queue
 from service.bundles import BundleCache
 from service.deps import require_api_key
 from service.errors import install_error_handlers
@@ -13,7 +13,6 @@ from service.metrics import JobCollector, Metrics, QueueCollector, RequestMetric
 from service.queue import JobQueue
 from service.routers import health, models, restorations, routing
 from service.uploads import MULTIPART_SLACK, UploadGuard
-from worker.celery_app import GENERAL_QUEUE, cluster_queue
 
 DESCRIPTION = """
 Restores damaged scans of paintings with cluster-specialized GANs.

@@ -1,8 +1,8 @@
 """The API's side of the queue: enqueue a job id, read progress, check the broker.
 
-The API never waits on a result (no ``.get()`` in a handler): it enqueues and reads state. The
-broker configuration and queue names are the worker's (``worker.celery_app``), the one piece of
-the worker the API depends on, so both ends always agree on the wire contract.
+The API never waits on a result (no ``.get()`` in a handler): it enqueues and reads state. It is
+a producer only: it sends the task by name, so it needs the broker URLs (from the settings) and the
+task and queue names (``restauro.jobs``), never the worker's code.
 """
 
 from __future__ import annotations
@@ -13,15 +13,32 @@ from typing import Any
 from celery import Celery
 
 from restauro.config import Settings
+from restauro.jobs import TASK_NAME
 from service.errors import ServiceUnavailable
-from worker.celery_app import TASK_NAME, make_celery
 
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
+def producer(settings: Settings) -> Celery:
+    """A Celery app that only publishes jobs and reads their state, failing fast when down."""
+    broker, backend = settings.queue_urls()
+    app = Celery("restauro-api", broker=broker, backend=backend, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # Fail fast when the broker is down: the API answers 503 instead of hanging.
+        broker_connection_timeout=2,
+        redis_socket_connect_timeout=2,
+        redis_socket_timeout=5,
+        redis_retry_on_timeout=False,
+    )
+    return app
+
+
 class JobQueue:
     def __init__(self, settings: Settings) -> None:
-        self.celery: Celery = make_celery(settings)
+        self.celery: Celery = producer(settings)
 
     def submit(self, job_id: str, queue: str) -> None:
         """Publish the job; any broker failure is a 503 (the caller removes the stored inputs)."""

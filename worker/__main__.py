@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from restauro.config import Settings
 from restauro.errors import RestauroError
-from worker.celery_app import GENERAL_QUEUE, cluster_queue, make_celery
+from restauro.jobs import GENERAL_QUEUE, cluster_queue
+from worker.celery_app import make_celery
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

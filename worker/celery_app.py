@@ -16,45 +16,16 @@ puts its job back (``task_reject_on_worker_lost``), and Redis redelivers an unac
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from celery import Celery
 from kombu import Queue
 
 from restauro.config import Settings
-
-TASK_NAME = "restauro.restore"
-GENERAL_QUEUE = "restore.general"
-
-
-def cluster_queue(cluster: int) -> str:
-    return f"restore.c{cluster}"
-
-
-def queue_for(target: str) -> str:
-    """Queue of a restoration target as ``restore()`` names it: ``"c3"`` or ``"general"``."""
-    return GENERAL_QUEUE if target == "general" else f"restore.{target}"
-
-
-def broker_urls(settings: Settings) -> tuple[str, str]:
-    """(broker, result backend) URLs; the embedded default lives in SQLite files."""
-    if settings.broker_url:
-        backend = settings.result_backend or settings.broker_url
-        return settings.broker_url, backend
-    state = Path(settings.state_dir).resolve()
-    state.mkdir(parents=True, exist_ok=True)
-    broker = f"sqla+sqlite:///{state / 'broker.sqlite'}"
-    backend = settings.result_backend or f"db+sqlite:///{state / 'results.sqlite'}"
-    return broker, backend
-
-
-def is_embedded(settings: Settings) -> bool:
-    return not settings.broker_url
+from restauro.jobs import GENERAL_QUEUE
 
 
 def make_celery(settings: Settings) -> Celery:
     """A configured Celery app with the restoration task registered."""
-    broker, backend = broker_urls(settings)
+    broker, backend = settings.queue_urls()
     if broker.startswith("sqla+"):
         # The default polling interval (1 s) makes every round trip ~1 s. It must be a class
         # attribute: passing it in broker_transport_options crashes create_engine().

@@ -17,8 +17,7 @@ from celery import Celery, Task
 
 from restauro.config import Settings, resolve_device
 from restauro.errors import RestauroError
-from restauro.jobs import JobStore
-from worker.celery_app import TASK_NAME
+from restauro.jobs import TASK_NAME, JobStore
 from worker.model_cache import process_cache
 
 PROGRESS_EVERY_S = 0.5  # progress updates are writes to the backend: throttle them

@@ -9,8 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from restauro.errors import NotFound
+from restauro.jobs import cluster_queue, queue_for
 from service.deps import BundlesDep
-from worker.celery_app import cluster_queue, queue_for
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

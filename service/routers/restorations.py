@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from restauro.config import Settings
 from restauro.errors import InvalidParameter, NotFound, UnknownCluster
-from restauro.jobs import INPUT, MASK, JobStore, candidate_name, new_job_id
+from restauro.jobs import INPUT, MASK, JobStore, candidate_name, new_job_id, queue_for
 from restauro.masks import load_image_and_mask
 from service.bundles import BundleCache
 from service.deps import BundlesDep, MetricsDep, QueueDep, SettingsDep, StoreDep
@@ -27,7 +27,6 @@ from service.errors import NotReady
 from service.queue import JobQueue
 from service.uploads import read_upload
 from service.views import TERMINAL, job_links, job_status, job_view
-from worker.celery_app import queue_for
 
 router = APIRouter(prefix="/v1/restorations", tags=["restorations"])
 

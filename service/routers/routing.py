@@ -8,11 +8,11 @@ from fastapi import APIRouter, File, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from restauro.config import Settings
+from restauro.jobs import cluster_queue
 from restauro.masks import load_image_and_mask
 from service.bundles import BundleCache
 from service.deps import BundlesDep, SettingsDep
 from service.uploads import read_upload
-from worker.celery_app import cluster_queue
 
 router = APIRouter(prefix="/v1/route", tags=["routing"])
 

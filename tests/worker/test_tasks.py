@@ -10,9 +10,17 @@ from pathlib import Path
 import pytest
 
 from restauro.config import Settings
-from restauro.jobs import RESULT, JobStore, candidate_name, new_job_id
+from restauro.jobs import (
+    RESULT,
+    TASK_NAME,
+    JobStore,
+    candidate_name,
+    cluster_queue,
+    new_job_id,
+    queue_for,
+)
 from tests.conftest import square_mask, synthetic_scan
-from worker.celery_app import TASK_NAME, broker_urls, cluster_queue, make_celery, queue_for
+from worker.celery_app import make_celery
 
 
 def settings_for(tmp_path: Path, registry: Path) -> Settings:
@@ -82,11 +90,11 @@ def test_deleted_job_is_skipped(tmp_path: Path, tiny_registry: Path) -> None:
 
 def test_broker_choice_and_queue_names(tmp_path: Path) -> None:
     embedded = Settings(state_dir=tmp_path / "state")
-    broker, backend = broker_urls(embedded)
+    broker, backend = embedded.queue_urls()
     assert broker.startswith("sqla+sqlite:///") and backend.startswith("db+sqlite:///")
     assert str((tmp_path / "state").resolve()) in broker
     redis = Settings(broker_url="redis://h:6379/0", visibility_timeout_s=7)
-    assert broker_urls(redis) == ("redis://h:6379/0", "redis://h:6379/0")
+    assert redis.queue_urls() == ("redis://h:6379/0", "redis://h:6379/0")
     conf = make_celery(redis).conf
     assert conf.broker_transport_options["visibility_timeout"] == 7
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
