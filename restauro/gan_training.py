@@ -169,9 +169,13 @@ class DCGANTrainer:
 
         # (2) Update G network: maximize log(D(G(z)))  (the non-saturating loss)
         netG.zero_grad(set_to_none=True)
-        out_gen = netD(fake)
-        err_g = criterion(out_gen, real_label)
-        err_g.backward()
+        netD.requires_grad_(False)  # D's weight gradients would be thrown away: skip them
+        try:
+            out_gen = netD(fake)
+            err_g = criterion(out_gen, real_label)
+            err_g.backward()
+        finally:
+            netD.requires_grad_(True)
         self.optim_g.step()
 
         with torch.no_grad():
