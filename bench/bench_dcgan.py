@@ -141,6 +141,14 @@ def main() -> None:
         lines.append(
             f"- channels_last speed-up at {size} px: x{gain:.2f} wall, x{cpu_gain:.2f} CPU time"
         )
+    parallelism = statistics.mean(r[3] / r[2] for r in rows)
+    if args.threads > 1 and parallelism < 0.75 * args.threads:
+        lines.append(
+            f"- CPU time / wall time = {parallelism:.2f} with {args.threads} threads: the threads "
+            "mostly did not run at once (other jobs held the cores), so wall times are upper "
+            "bounds; on an idle machine expect up to "
+            f"x{args.threads / parallelism:.1f} less wall time (CPU time per iteration stays)"
+        )
     epoch_64 = by_key[(64, True)]
     lines += [
         f"- per-epoch batch-norm recalibration of G (256 samples, 64 px): {recal:.2f} s, "
