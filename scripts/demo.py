@@ -58,7 +58,7 @@ def train(registry: Path, retrain: bool) -> None:
         "--clusters",
         "2",
         "--epochs",
-        "40",
+        "20",
         "--batch-size",
         "32",
         "--width",
