@@ -48,6 +48,21 @@ class Settings(BaseSettings):
     # HTTP API keys (header ``X-API-Key``); empty means no authentication (localhost use).
     api_keys: list[str] = Field(default_factory=list)
 
+    @classmethod
+    def from_flags(cls, **flags: object) -> Settings:
+        """Environment first, then the command-line flags that were actually given (not None)."""
+        return cls(**{key: value for key, value in flags.items() if value is not None})
+
+    def child_env(self, base: dict[str, str]) -> dict[str, str]:
+        """``base`` plus these settings' locations, so child processes agree with this one."""
+        env = dict(base)
+        env["RESTAURO_REGISTRY"] = str(Path(self.registry).resolve())
+        env["RESTAURO_RESULTS_DIR"] = str(Path(self.results_dir).resolve())
+        env["RESTAURO_STATE_DIR"] = str(Path(self.state_dir).resolve())
+        if self.broker_url:
+            env["RESTAURO_BROKER_URL"] = self.broker_url
+        return env
+
     @property
     def embedded(self) -> bool:
         """No broker URL: the single-machine default (SQLite files under ``state_dir``)."""

@@ -12,6 +12,7 @@ Hyperparameters are constructor arguments and travel with the weights (:class:`D
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -81,6 +82,25 @@ def _down(cin: int, cout: int, norm: bool = True) -> list[nn.Module]:
     return layers
 
 
+def downsampling_trunk(
+    cin: int, width: int, extra: int, down: Callable[..., list[nn.Module]] = _down
+) -> tuple[list[nn.Module], int]:
+    """D's body, S x S -> 4 x 4, also the encoder's (with its own ``down`` block).
+
+    Returns the layers and the output width.
+    """
+    layers: list[nn.Module] = []
+    layers += down(cin, width, norm=False)  # width x S/2 x S/2 (no normalization on the input)
+    layers += down(width, width * 2)  # (width*2) x 16 x 16 at 64 px
+    layers += down(width * 2, width * 4)  # (width*4) x 8 x 8
+    layers += down(width * 4, width * 8)  # (width*8) x 4 x 4 at 64 px
+    width *= 8
+    for _ in range(extra):
+        layers += down(width, width * 2)  # at 128 px: (width*16) x 4 x 4
+        width *= 2
+    return layers, width
+
+
 class Generator(nn.Module):
     """z (N x nz x 1 x 1, or N x nz) -> image (N x nc x S x S) in [-1, 1]."""
 
@@ -119,15 +139,7 @@ class Discriminator(nn.Module):
         super().__init__()
         self.config = config
         ndf, nc, extra = config.ndf, config.nc, config.extra_blocks
-        layers: list[nn.Module] = []
-        layers += _down(nc, ndf, norm=False)  # ndf x S/2 x S/2 (no batch norm on the input layer)
-        layers += _down(ndf, ndf * 2)  # (ndf*2) x 16 x 16 at 64 px
-        layers += _down(ndf * 2, ndf * 4)  # (ndf*4) x 8 x 8
-        layers += _down(ndf * 4, ndf * 8)  # (ndf*8) x 4 x 4 at 64 px
-        width = ndf * 8
-        for _ in range(extra):
-            layers += _down(width, width * 2)  # at 128 px: (ndf*16) x 4 x 4
-            width *= 2
+        layers, width = downsampling_trunk(nc, ndf, extra)  # width x 4 x 4
         layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))  # 1 x 1 x 1: the logit
         self.main = nn.Sequential(*layers)
         self.apply(weights_init)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from restauro.damage import random_damage_masks
-from restauro.dcgan import SUPPORTED_SIZES, Generator
+from restauro.dcgan import SUPPORTED_SIZES, Generator, downsampling_trunk
 from restauro.errors import DatasetError, InvalidParameter
 from restauro.images import to_model_range
 from restauro.progress import Progress, report
@@ -81,14 +81,8 @@ class Encoder(nn.Module):
         super().__init__()
         self.config = config
         nef, extra = config.nef, SUPPORTED_SIZES.index(config.image_size)
-        layers = _down(config.nc + 1, nef, norm=False)  # nef x S/2 x S/2
-        layers += _down(nef, nef * 2)  # (nef*2) x 16 x 16 at 64 px
-        layers += _down(nef * 2, nef * 4)  # (nef*4) x 8 x 8
-        layers += _down(nef * 4, nef * 8)  # (nef*8) x 4 x 4 at 64 px
-        width = nef * 8
-        for _ in range(extra):
-            layers += _down(width, width * 2)  # at 128 px: (nef*16) x 4 x 4
-            width *= 2
+        # The discriminator's trunk on RGB + mask channels, S x S -> (width x 4 x 4).
+        layers, width = downsampling_trunk(config.nc + 1, nef, extra, down=_down)
         layers.append(nn.Conv2d(width, config.nz, 4, 1, 0))  # nz x 1 x 1: the latent
         self.main = nn.Sequential(*layers)
         for module in self.modules():

@@ -13,6 +13,8 @@ import os
 import re
 import secrets
 import shutil
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -172,3 +174,31 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class BundleCache:
+    """Loaded bundles of the most recently used versions, for long-lived processes.
+
+    Bundles are immutable, so a version loaded once never needs reloading; a promotion is simply a
+    new key. The API routes with the current version's bundle, a worker restores with the version
+    its job was routed with, and both share this one cache logic.
+    """
+
+    def __init__(self, registry: Registry | Path | str, keep_versions: int = 2) -> None:
+        self.registry = registry if isinstance(registry, Registry) else Registry(registry)
+        self.keep_versions = keep_versions
+        self._bundles: OrderedDict[str, Bundle] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, version: str) -> Bundle:
+        """A bundle by version; bad names and unknown versions raise the registry's errors."""
+        with self._lock:
+            if version in self._bundles:
+                self._bundles.move_to_end(version)
+                return self._bundles[version]
+        bundle = self.registry.load(version)  # outside the lock: loading takes a while
+        with self._lock:
+            self._bundles[version] = bundle
+            while len(self._bundles) > self.keep_versions:
+                self._bundles.popitem(last=False)
+        return bundle

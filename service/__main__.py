@@ -38,28 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides = {
-        key: value
-        for key, value in {
-            "registry": args.registry,
-            "results_dir": args.results_dir,
-            "state_dir": args.state_dir,
-            "broker_url": args.broker_url,
-        }.items()
-        if value is not None
-    }
-    return Settings(**overrides)
-
-
-def _export(settings: Settings) -> dict[str, str]:
-    """The environment that makes child processes (uvicorn workers, the worker) agree with us."""
-    env = dict(os.environ)
-    env["RESTAURO_REGISTRY"] = str(Path(settings.registry).resolve())
-    env["RESTAURO_RESULTS_DIR"] = str(Path(settings.results_dir).resolve())
-    env["RESTAURO_STATE_DIR"] = str(Path(settings.state_dir).resolve())
-    if settings.broker_url:
-        env["RESTAURO_BROKER_URL"] = settings.broker_url
-    return env
+    return Settings.from_flags(
+        registry=args.registry,
+        results_dir=args.results_dir,
+        state_dir=args.state_dir,
+        broker_url=args.broker_url,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    env = _export(settings)
+    env = settings.child_env(dict(os.environ))
     os.environ.update(env)  # uvicorn's factory below reads these through get_settings()
     worker: subprocess.Popen[bytes] | None = None
     if args.with_worker:

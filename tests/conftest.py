@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from restauro.images import encode_png
-from tests.data import paintings_dir, textured_image
+from tests.data import textured_image, tiny_train_options
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_REDIS_DB = 13  # a dedicated database, flushed before and after the tests that use it
@@ -32,26 +32,11 @@ def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry whose current bundle has two clusters of tiny DCGANs (~10-30 s on 2 cores)."""
     import torch
 
-    from training.pipeline import TrainOptions, run_training
+    from training.pipeline import run_training
 
     torch.set_num_threads(2)
     registry = tmp_path_factory.mktemp("registry")
-    run_training(
-        TrainOptions(
-            images=paintings_dir(),
-            registry=registry,
-            features="sift",
-            clusters=2,
-            image_size=64,
-            epochs=1,
-            batch_size=16,
-            max_images=24,
-            vocabulary=32,
-            ngf=8,
-            ndf=8,
-            seed=0,
-        )
-    )
+    run_training(tiny_train_options(registry, max_images=24))
     return registry
 
 

@@ -58,3 +58,24 @@ def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     )
+
+
+def tiny_train_options(registry: Path, **overrides):
+    """Settings for a bundle of tiny DCGANs on a few real paintings (seconds on 2 cores)."""
+    from training.pipeline import TrainOptions
+
+    base = dict(
+        images=paintings_dir(),
+        registry=registry,
+        features="sift",
+        clusters=2,
+        image_size=64,
+        epochs=1,
+        batch_size=16,
+        max_images=40,
+        vocabulary=32,
+        ngf=8,
+        ndf=8,
+        seed=0,
+    )
+    return TrainOptions(**(base | overrides))

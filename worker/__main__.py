@@ -40,19 +40,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Environment first, then the flags that were given."""
-    overrides = {
-        key: value
-        for key, value in {
-            "registry": args.registry,
-            "results_dir": args.results_dir,
-            "state_dir": args.state_dir,
-            "broker_url": args.broker_url,
-            "device": args.device,
-        }.items()
-        if value is not None
-    }
-    return Settings(**overrides)
+    return Settings.from_flags(
+        registry=args.registry,
+        results_dir=args.results_dir,
+        state_dir=args.state_dir,
+        broker_url=args.broker_url,
+        device=args.device,
+    )
 
 
 def choose_queues(settings: Settings, clusters: str | None, general: bool) -> list[str]:

@@ -10,38 +10,21 @@ finishing on the old one, and new jobs load the new one without any restart.
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
-from restauro.bundle import Bundle
-from restauro.registry import Registry
+from restauro.registry import BundleCache
 
 
-class ModelCache:
+class ModelCache(BundleCache):
     """The most recently used bundle versions of one process (older ones are dropped).
 
     A Bundle memoizes its own networks per (target, device), so keeping the Bundle keeps them.
     """
 
     def __init__(self, registry: Path, keep_versions: int = 2) -> None:
+        super().__init__(registry, keep_versions)
         self.root = Path(registry)
-        self.registry = Registry(self.root)
-        self.keep_versions = keep_versions
-        self._bundles: OrderedDict[str, Bundle] = OrderedDict()
-        self._lock = threading.Lock()
         self.pid = os.getpid()
-
-    def bundle(self, version: str) -> Bundle:
-        with self._lock:
-            if version in self._bundles:
-                self._bundles.move_to_end(version)
-                return self._bundles[version]
-            bundle = self.registry.load(version)
-            self._bundles[version] = bundle
-            while len(self._bundles) > self.keep_versions:
-                self._bundles.popitem(last=False)
-            return bundle
 
 
 _cache: ModelCache | None = None

@@ -57,7 +57,7 @@ def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
 
     try:
         rgb, mask = store.read_inputs(job_id, max_pixels=settings.max_pixels)
-        bundle = process_cache(settings.registry).bundle(job["bundle_version"])
+        bundle = process_cache(settings.registry).get(job["bundle_version"])
         p = job["params"]
         params = InpaintParams(candidates=p["candidates"], steps=p["steps"], seed=p["seed"])
         general = job["target"] == "general"

@@ -4,32 +4,15 @@ import shutil
 
 from restauro.checkpoint import sha256_file
 from restauro.registry import Registry
-from tests.data import paintings_dir
+from tests.data import paintings_dir, tiny_train_options
 from training.evaluate import EvalOptions, evaluate, format_summary
-from training.pipeline import TrainOptions, run_training
-
-
-def tiny_options(registry, **overrides) -> TrainOptions:
-    base = dict(
-        images=paintings_dir(),
-        registry=registry,
-        features="sift",
-        clusters=2,
-        image_size=64,
-        epochs=1,
-        batch_size=16,
-        max_images=40,
-        ngf=8,
-        ndf=8,
-        seed=0,
-    )
-    return TrainOptions(**(base | overrides))
+from training.pipeline import run_training
 
 
 def test_only_cluster_retrains_one_and_copies_the_rest(tiny_registry, tmp_path):
     registry = Registry(shutil.copytree(tiny_registry, tmp_path / "reg"))
     base = registry.current_version()
-    outcome = run_training(tiny_options(registry.root, only_cluster=1, epochs=2))
+    outcome = run_training(tiny_train_options(registry.root, only_cluster=1, epochs=2))
     assert registry.current_version() == outcome.version != base
     new, old = registry.path_of(outcome.version), registry.path_of(base)
     assert outcome.manifest["parent"] == base
@@ -50,8 +33,8 @@ def test_only_cluster_retrains_one_and_copies_the_rest(tiny_registry, tmp_path):
 def test_resume_then_evaluate_on_held_out_paintings(tmp_path):
     # 60 paintings with seed 3 put a handful into the fixed-hash validation split.
     options = dict(clusters=2, max_images=60, seed=3)
-    first = run_training(tiny_options(tmp_path / "reg", epochs=1, promote=False, **options))
-    resumed = run_training(tiny_options(tmp_path / "reg", epochs=2, resume=True, **options))
+    first = run_training(tiny_train_options(tmp_path / "reg", epochs=1, promote=False, **options))
+    resumed = run_training(tiny_train_options(tmp_path / "reg", epochs=2, resume=True, **options))
     history = resumed.manifest["models"]["c0"]["history"]
     assert len(history) == 2
     assert history[0] == first.manifest["models"]["c0"]["history"][0]
