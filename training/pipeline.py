@@ -54,6 +54,7 @@ class TrainOptions:
     nz: int = 100
     encoder: bool = False
     encoder_epochs: int = 5
+    encoder_steps_per_epoch: int = 100
     only_cluster: int | None = None  # retrain one cluster of the current bundle
     resume: bool = False
     promote: bool = True
@@ -233,18 +234,20 @@ def _train_target(
     )
     encoder = encoder_config = None
     if options.encoder:
-        from restauro.encoder import train_encoder
+        from restauro.encoder import EncoderSettings, train_encoder
 
         enc = train_encoder(
             result.generator,
             images,
-            settings=TrainSettings(
+            settings=EncoderSettings(
                 epochs=options.encoder_epochs,
+                steps_per_epoch=options.encoder_steps_per_epoch,
                 batch_size=options.batch_size,
                 seed=options.seed,
                 device=options.device,
+                name=f"encoder {name}",
             ),
-            progress=_named(progress, f"encoder {name}"),
+            progress=progress,
         )
         encoder, encoder_config = enc.encoder, enc.encoder.config.to_dict()
     samples = sorted((workdir / "samples").glob("*.png"))

@@ -53,3 +53,30 @@ def test_resume_then_evaluate_on_held_out_paintings(tmp_path):
     for method in ("cluster", "general", "telea", "navier_stokes"):
         assert 0 < summary[method]["psnr_hole"]["mean"] < 60
     assert "cluster DCGAN beats general DCGAN" in format_summary(summary)
+
+
+def test_bundle_with_encoders_restores_with_encoder_started_candidates(tmp_path):
+    import numpy as np
+
+    from restauro.inpaint import InpaintParams
+    from restauro.restore import restore
+    from tests.data import textured_image
+
+    outcome = run_training(
+        tiny_train_options(
+            tmp_path / "reg",
+            max_images=24,
+            encoder=True,
+            encoder_epochs=1,
+            encoder_steps_per_epoch=3,
+        )
+    )
+    assert all(outcome.manifest["models"][name]["encoder"] for name in ("c0", "c1", "general"))
+    bundle = Registry(tmp_path / "reg").load()
+    assert bundle.models(0).encoder is not None
+    scan = textured_image(90, 120, seed=4)
+    mask = np.zeros(scan.shape[:2], bool)
+    mask[30:50, 40:70] = True
+    result = restore(scan, mask, bundle, InpaintParams(candidates=4, steps=3, encoder_fraction=0.5))
+    assert len(result.restoration.candidates) == 4
+    assert any(g.from_encoder for loss in result.restoration.losses for g in loss.groups)
