@@ -121,6 +121,6 @@ def _worker() -> str:
 def register_tasks(app: Celery) -> None:
     """Attach the task to one app (no module-level app exists to decorate at import time)."""
 
-    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)
+    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, shared=False)
     def restore_job(self: Task, job_id: str) -> dict[str, Any]:
         return run_job(self, self.app.conf.restauro_settings, job_id)
