@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 from restauro.errors import InvalidParameter
 
+SCHEDULES = ("constant", "cosine")
+
 
 @dataclass(frozen=True)
 class InpaintParams:
@@ -25,6 +27,9 @@ class InpaintParams:
     seed: int = 0  # seeds the initial latents: same seed, same result
     patience: int = 40  # stop when the best loss has not improved for this many steps (0 = never)
     tolerance: float = 1e-3  # relative improvement that counts as progress for early stopping
+    schedule: str = "constant"  # Adam lr over the steps: "constant" or "cosine" (to 0 at `steps`)
+    keep: int = 0  # after `prune_after` steps, optimize only the best `keep` candidates (0 = all)
+    prune_after: int = 0  # step at which the candidates beyond `keep` stop being optimized
     encoder_fraction: float = 0.5  # share of candidates started from the encoder (if any)
     encoder_noise: float = 0.1  # std of the noise added to encoder latents, for diversity
     context_factor: float = 2.0  # context window side = hole bounding box side x this factor
@@ -49,6 +54,12 @@ class InpaintParams:
                 _finite(self.tolerance) and self.tolerance >= 0,
                 f"tolerance must be >= 0, got {self.tolerance}",
             ),
+            (
+                self.schedule in SCHEDULES,
+                f"schedule must be one of {SCHEDULES}, got {self.schedule!r}",
+            ),
+            (self.keep >= 0, f"keep must be >= 0, got {self.keep}"),
+            (self.prune_after >= 0, f"prune_after must be >= 0, got {self.prune_after}"),
             (
                 0.0 <= self.encoder_fraction <= 1.0,
                 f"encoder_fraction must be in [0, 1], got {self.encoder_fraction}",

@@ -88,6 +88,17 @@ class ZOptimizer:
     def __init__(self, params: InpaintParams) -> None:
         self.params = params
 
+    def learning_rate(self, step: int) -> float:
+        """Adam's lr at ``step``: constant, or cosine-annealed from ``lr`` to 0 over ``steps``.
+
+        A large lr crosses the latent space fast but then rattles around the minimum; annealing
+        lets the same run settle into it, so a short search ends as low as a long slow one.
+        """
+        p = self.params
+        if p.schedule == "constant" or p.steps <= 1:
+            return p.lr
+        return p.lr * 0.5 * (1.0 + math.cos(math.pi * step / p.steps))
+
     def losses(
         self,
         images: torch.Tensor,
@@ -166,17 +177,22 @@ class ZOptimizer:
             best_ctx = torch.zeros(p.candidates, device=device)
             best_perc = torch.zeros(p.candidates, device=device)
             best_z = z.detach().clone()
+            rows = torch.arange(p.candidates, device=device)  # candidates still optimized
 
             def keep_best(zs: torch.Tensor, total, ctx, perc) -> None:
-                better = total < best
-                best.copy_(torch.where(better, total, best))
-                best_ctx.copy_(torch.where(better, ctx, best_ctx))
-                best_perc.copy_(torch.where(better, perc, best_perc))
-                best_z.copy_(torch.where(better[:, None], zs, best_z))
+                better = total < best[rows]
+                best[rows] = torch.where(better, total, best[rows])
+                best_ctx[rows] = torch.where(better, ctx, best_ctx[rows])
+                best_perc[rows] = torch.where(better, perc, best_perc[rows])
+                best_z[rows] = torch.where(better[:, None], zs, best_z[rows])
 
             curve: list[float] = []
             reference, last_gain, steps_run = math.inf, 0, 0
             for step in range(p.steps):
+                if step == p.prune_after and 0 < p.keep < len(rows):
+                    rows = torch.argsort(best[rows].cpu(), stable=True)[: p.keep].to(device)
+                    z, optimizer = _narrow(z, optimizer, rows)
+                optimizer.param_groups[0]["lr"] = self.learning_rate(step)
                 optimizer.zero_grad(set_to_none=True)
                 images = generator(z)
                 total, ctx, perc = self.losses(images, discriminator(images), target, weights)
@@ -214,6 +230,27 @@ class ZOptimizer:
             steps=steps_run,
             curve=curve,
         )
+
+
+def _narrow(
+    z: torch.Tensor, optimizer: torch.optim.Adam, rows: torch.Tensor
+) -> tuple[torch.Tensor, torch.optim.Adam]:
+    """Keep optimizing only ``rows`` of ``z``, with their Adam moments carried over.
+
+    The step costs about as much per candidate as the whole batch on a CPU, so once the ranking
+    is clear, dropping the hopeless candidates buys steps for the promising ones.
+    """
+    narrowed = z.detach()[rows].clone().requires_grad_(True)
+    group = optimizer.param_groups[0]
+    out = torch.optim.Adam([narrowed], lr=group["lr"], betas=group["betas"])
+    state = optimizer.state.get(z)
+    if state:
+        out.state[narrowed] = {
+            "step": state["step"].clone(),
+            "exp_avg": state["exp_avg"][rows].clone(),
+            "exp_avg_sq": state["exp_avg_sq"][rows].clone(),
+        }
+    return narrowed, out
 
 
 def _latent_size(generator: nn.Module) -> int:

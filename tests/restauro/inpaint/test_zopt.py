@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import numpy as np
@@ -127,3 +128,37 @@ def test_encoder_starts_a_fraction_of_the_candidates(tiny_models):
     assert int(result.from_encoder.sum()) == 2
     assert bool(result.from_encoder[0])  # the exact guess ranks first
     assert np.isclose(float(result.contextual[0]), 0.0, atol=1e-3)
+
+
+def test_cosine_schedule_anneals_the_learning_rate_to_zero():
+    cosine = ZOptimizer(InpaintParams(lr=0.1, steps=100, schedule="cosine"))
+    rates = [cosine.learning_rate(s) for s in range(100)]
+    assert rates[0] == 0.1 and math.isclose(rates[50], 0.05, rel_tol=1e-9)
+    assert all(a > b for a, b in itertools.pairwise(rates)) and rates[-1] < 1e-4
+    assert ZOptimizer(InpaintParams(lr=0.1, steps=100)).learning_rate(99) == 0.1
+
+
+def test_pruned_candidates_follow_the_same_path_as_in_the_full_batch(tiny_models):
+    """Candidates are independent and Adam is per coordinate: narrowing the batch (moments
+    carried over) must not change the kept candidates' search, only stop the others'."""
+    full = _run(tiny_models, candidates=6, steps=25, lr=0.05)
+    pruned = _run(tiny_models, candidates=6, steps=25, lr=0.05, keep=2, prune_after=8)
+    assert pruned.completions.shape == full.completions.shape
+    assert pruned.total.tolist() == sorted(pruned.total.tolist())
+    for latent, total in zip(pruned.latents[:2], pruned.total[:2], strict=True):
+        match = int((full.latents - latent).norm(dim=1).argmin())
+        assert torch.allclose(full.latents[match], latent, atol=1e-4)
+        assert math.isclose(float(full.total[match]), float(total), rel_tol=1e-4)
+    # the others stopped after 8 steps, so the full search got at least as far on them
+    assert float(full.total.sum()) <= float(pruned.total.sum()) + 1e-4
+
+
+def test_invalid_schedule_or_keep_is_refused():
+    from restauro.errors import InvalidParameter
+
+    for bad in ({"schedule": "linear"}, {"keep": -1}, {"prune_after": -2}):
+        try:
+            InpaintParams(**bad)
+        except InvalidParameter:
+            continue
+        raise AssertionError(f"{bad} was accepted")

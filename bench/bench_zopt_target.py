@@ -1,0 +1,273 @@
+"""Can the z-optimization reach the quality of Yeh et al.'s plain 1,500 steps in <= 5 s? (issue 3)
+
+"Quality" here is the objective the search minimizes: the best total loss (contextual +
+lambda * perceptual) among the 8 candidates. The reference is Yeh et al.'s plain recipe (Adam lr
+0.01, 1,500 steps, no early stop, no encoder); each fast configuration is timed to the first step
+where its best loss is within 1% of the reference's final loss, and its own final loss is compared
+with the reference. Paintings are held-out paintings of a trained bundle, centre-cropped to the
+model size, with a central square hole (25% of the area) or a random damage mask, routed to their
+cluster as the service would.
+
+Then seconds per step at 8 candidates for the bundle's width and for the standard DCGAN width
+(ngf = ndf = 64, random weights: timing does not depend on the weights), in the memory layouts
+and thread counts worth trying, and torch.compile's steady speed and cold compile time, so the
+time at standard width can be projected as steps needed x seconds per step.
+
+    .venv/bin/python bench/bench_zopt_target.py --registry var/bench/registry --paintings 8 \\
+        [--compile] [--out var/bench/zopt_target.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from restauro.damage import random_damage_masks
+from restauro.dcgan import DCGANConfig, Discriminator, Generator
+from restauro.images import center_crop_square, read_image, to_model_range
+from restauro.inpaint import InpaintParams, ZOptimizer
+from restauro.registry import Registry
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = InpaintParams(candidates=8, steps=1500, lr=0.01, patience=0, encoder_fraction=0.0)
+WITHIN = 0.01  # a loss within 1% of the reference's counts as reaching it
+
+# Fast configurations, all 8 candidates and no encoder. Curves are recorded in full (no early
+# stop) up to `steps`, except "default", which is the product's InpaintParams() as shipped.
+CANDIDATES: dict[str, InpaintParams] = {
+    "lr 0.03": replace(REFERENCE, lr=0.03, steps=400),
+    "lr 0.05": replace(REFERENCE, lr=0.05, steps=400),
+    "lr 0.1": replace(REFERENCE, lr=0.1, steps=400),
+    "lr 0.1 cosine 150": replace(REFERENCE, lr=0.1, steps=150, schedule="cosine"),
+    "lr 0.1 cosine 150, keep 2 after 25": replace(
+        REFERENCE, lr=0.1, steps=150, schedule="cosine", keep=2, prune_after=25
+    ),
+    "lr 0.1 cosine 80": replace(REFERENCE, lr=0.1, steps=80, schedule="cosine"),
+    "default": replace(InpaintParams(), encoder_fraction=0.0),
+}
+
+
+@dataclass
+class Run:
+    final: float  # best total loss at the end
+    seconds: float  # wall time of the whole optimize() call
+    steps: int
+    curve: list[float]
+    stamps: list[float]  # seconds since the call started, after each step
+
+    def reach(self, level: float) -> tuple[int | None, float | None]:
+        """(steps, seconds) until the best loss first got within WITHIN of ``level``."""
+        bound = level + WITHIN * abs(level)
+        for i, value in enumerate(self.curve):
+            if value <= bound:
+                return i + 1, self.stamps[i]
+        return None, None
+
+
+def run(models, params: InpaintParams, target: torch.Tensor, missing: torch.Tensor) -> Run:
+    stamps: list[float] = []
+    start = time.perf_counter()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        stamps.append(time.perf_counter() - start)
+
+    result = ZOptimizer(params).optimize(
+        models.generator,
+        models.discriminator,
+        target,
+        missing,
+        encoder=None,
+        nz=models.config.nz,
+        progress=progress,
+    )
+    seconds = time.perf_counter() - start
+    return Run(float(result.total[0]), seconds, result.steps, result.curve, stamps)
+
+
+def load_problems(
+    bundle, images: Path, count: int
+) -> list[tuple[str, int, np.ndarray, np.ndarray, str]]:
+    """(path, cluster, painting at model size, mask, mask kind) for held-out paintings."""
+    size = bundle.image_size
+    held = sorted(bundle.manifest.get("dataset", {}).get("validation", []))
+    if not held:
+        raise SystemExit(f"bundle {bundle.version} has no held-out paintings")
+    rng = np.random.default_rng(0)
+    step = max(1, len(held) // count)
+    paths = held[::step][:count]
+    damage = random_damage_masks(len(paths), size, rng, 0.1, 0.3)
+    square = np.zeros((size, size), dtype=bool)
+    square[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = True  # 25% of the area
+    out = []
+    for i, rel in enumerate(paths):
+        rgb = center_crop_square(read_image(images / rel).rgb, size)
+        mask, kind = (square, "square 25%") if i % 2 == 0 else (damage[i], "random")
+        damaged = rgb.copy()
+        damaged[mask] = 0
+        cluster = bundle.route(damaged, mask).cluster
+        out.append((rel, cluster, rgb, mask, kind))
+    return out
+
+
+def quality_section(bundle, images: Path, count: int) -> dict:
+    problems = load_problems(bundle, images, count)
+    rows = []
+    print(f"\n## Reaching the plain 1,500-step loss ({len(problems)} held-out paintings)")
+    for index, (rel, cluster, rgb, mask, kind) in enumerate(problems):
+        models = bundle.models(cluster)
+        target = to_model_range(rgb)
+        missing = torch.from_numpy(mask.astype(np.float32))[None, None]
+        ref = run(models, replace(REFERENCE, seed=index), target, missing)
+        row = {"path": rel, "cluster": cluster, "mask": kind, "reference": _summary(ref, ref)}
+        for name, params in CANDIDATES.items():
+            row[name] = _summary(run(models, replace(params, seed=index), target, missing), ref)
+        rows.append(row)
+        print(
+            f"- {index}: c{cluster}, {kind}: L_ref {ref.final:.2f} in {ref.seconds:.1f} s; "
+            + "; ".join(
+                f"{n}: ratio {row[n]['ratio']:.3f}, reach {_fmt(row[n]['reach_s'])} s"
+                for n in CANDIDATES
+            ),
+            flush=True,
+        )
+    print(
+        "\n| configuration | steps run | reached L_ref (1%) | steps to reach (median) "
+        "| s to reach (median / mean) | s total (mean) | final / L_ref (median / mean / max) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name in ["reference", *CANDIDATES]:
+        cells = [r[name] for r in rows]
+        reached = [c for c in cells if c["reach_s"] is not None]
+        ratios = [c["ratio"] for c in cells]
+        print(
+            f"| {name} | {statistics.median(c['steps'] for c in cells):.0f} "
+            f"| {len(reached)}/{len(cells)} "
+            f"| {_med([c['reach_steps'] for c in reached])} "
+            f"| {_med([c['reach_s'] for c in reached])} / {_mean([c['reach_s'] for c in reached])} "
+            f"| {statistics.mean(c['seconds'] for c in cells):.2f} "
+            f"| {statistics.median(ratios):.3f} / {statistics.mean(ratios):.3f} "
+            f"/ {max(ratios):.3f} |"
+        )
+    return {"rows": rows}
+
+
+def _summary(r: Run, ref: Run) -> dict:
+    steps, seconds = r.reach(ref.final)
+    return {
+        "final": r.final,
+        "ratio": r.final / ref.final,
+        "seconds": r.seconds,
+        "steps": r.steps,
+        "reach_steps": steps,
+        "reach_s": seconds,
+        "s_per_step": r.seconds / max(r.steps, 1),
+    }
+
+
+def _fmt(x: float | None) -> str:
+    return "never" if x is None else f"{x:.2f}"
+
+
+def _med(values: list[float]) -> str:
+    return "-" if not values else f"{statistics.median(values):.2f}"
+
+
+def _mean(values: list[float]) -> str:
+    return "-" if not values else f"{statistics.mean(values):.2f}"
+
+
+def seconds_per_step(generator, discriminator, nz: int, steps: int, candidates: int = 8) -> float:
+    size = 64
+    target = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    missing = torch.zeros(1, 1, size, size)
+    missing[..., 16:48, 16:48] = 1
+    warm = InpaintParams(candidates=candidates, steps=3, patience=0)
+    ZOptimizer(warm).optimize(generator, discriminator, target, missing, nz=nz)
+    timed = replace(warm, steps=steps)
+    start = time.perf_counter()
+    ZOptimizer(timed).optimize(generator, discriminator, target, missing, nz=nz)
+    return (time.perf_counter() - start) / steps
+
+
+def nets(width: int, channels_last: bool):
+    config = DCGANConfig(image_size=64, nz=100, ngf=width, ndf=width)
+    torch.manual_seed(0)
+    g, d = Generator(config).eval(), Discriminator(config).eval()
+    if channels_last:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    return g, d
+
+
+def speed_section(use_compile: bool, steps: int) -> dict:
+    out: dict = {}
+    print("\n## Seconds per step, 64 px, 8 candidates (random weights)")
+    print("| width (ngf = ndf) | layout | threads | s/step |")
+    print("|---|---|---|---|")
+    for width in (32, 64):
+        for layout in ("NCHW", "channels_last"):
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                g, d = nets(width, layout == "channels_last")
+                sec = seconds_per_step(g, d, 100, steps)
+                out[f"{width}/{layout}/{threads}"] = sec
+                print(f"| {width} | {layout} | {threads} | {sec:.4f} |", flush=True)
+    torch.set_num_threads(2)
+    if use_compile:
+        for width in (32, 64):
+            g, d = nets(width, False)
+            g, d = torch.compile(g), torch.compile(d)
+            start = time.perf_counter()
+            seconds_per_step(g, d, 100, 1)
+            cold = time.perf_counter() - start
+            sec = seconds_per_step(g, d, 100, steps)
+            out[f"{width}/compile"] = {"s_per_step": sec, "cold_s": cold}
+            print(f"| {width} | torch.compile (NCHW) | 2 | {sec:.4f} (cold compile {cold:.0f} s) |")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--registry", type=Path, default=REPO / "var/bench/registry")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=Path(os.environ.get("RESTAURO_TEST_DATA", REPO.parent / "shared/data/paintings"))
+        / "images",
+    )
+    parser.add_argument("--paintings", type=int, default=8)
+    parser.add_argument("--speed-steps", type=int, default=30)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--out", type=Path, default=REPO / "var/bench/zopt_target.json")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    load = os.getloadavg()
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load average at start {load[0]:.2f}"
+    )
+    report: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_start": load}
+    if not args.skip_speed:
+        report["speed"] = speed_section(args.compile, args.speed_steps)
+    if not args.skip_quality:
+        bundle = Registry(args.registry).load()
+        print(f"bundle {bundle.version}, model width {bundle.models('general').config.ngf}")
+        report["bundle"] = bundle.version
+        report["quality"] = quality_section(bundle, args.images, args.paintings)
+    report["load_end"] = os.getloadavg()
+    print(f"\nload average at end {report['load_end'][0]:.2f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
