@@ -41,17 +41,19 @@ REFERENCE = InpaintParams(candidates=8, steps=1500, lr=0.01, patience=0, encoder
 WITHIN = 0.01  # a loss within 1% of the reference's counts as reaching it
 
 # Fast configurations, all 8 candidates and no encoder. Curves are recorded in full (no early
-# stop) up to `steps`, except "default", which is the product's InpaintParams() as shipped.
+# stop) up to `steps` unless a patience is named.
+PRUNED = replace(REFERENCE, lr=0.1, steps=150, schedule="cosine", keep=2, prune_after=25)
 CANDIDATES: dict[str, InpaintParams] = {
-    "lr 0.03": replace(REFERENCE, lr=0.03, steps=400),
-    "lr 0.05": replace(REFERENCE, lr=0.05, steps=400),
-    "lr 0.1": replace(REFERENCE, lr=0.1, steps=400),
+    "lr 0.05": replace(REFERENCE, lr=0.05, steps=300),
+    "lr 0.1": replace(REFERENCE, lr=0.1, steps=300),
     "lr 0.1 cosine 150": replace(REFERENCE, lr=0.1, steps=150, schedule="cosine"),
-    "lr 0.1 cosine 150, keep 2 after 25": replace(
-        REFERENCE, lr=0.1, steps=150, schedule="cosine", keep=2, prune_after=25
-    ),
+    "lr 0.2 cosine 100": replace(REFERENCE, lr=0.2, steps=100, schedule="cosine"),
     "lr 0.1 cosine 80": replace(REFERENCE, lr=0.1, steps=80, schedule="cosine"),
-    "default": replace(InpaintParams(), encoder_fraction=0.0),
+    "lr 0.1 cosine 150, keep 2 after 25": PRUNED,
+    "same + early stop (patience 40)": replace(PRUNED, patience=40),
+    "old default (lr 0.03, 300, patience 40)": replace(
+        REFERENCE, lr=0.03, steps=300, patience=40, tolerance=1e-3
+    ),
 }
 
 
@@ -140,9 +142,10 @@ def quality_section(bundle, images: Path, count: int) -> dict:
         )
     print(
         "\n| configuration | steps run | reached L_ref (1%) | steps to reach (median) "
-        "| s to reach (median / mean) | s total (mean) | final / L_ref (median / mean / max) |"
+        "| steps to reach (max) | s to reach (median / mean) | s total (mean) "
+        "| final / L_ref (median / mean / max) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name in ["reference", *CANDIDATES]:
         cells = [r[name] for r in rows]
         reached = [c for c in cells if c["reach_s"] is not None]
@@ -151,6 +154,7 @@ def quality_section(bundle, images: Path, count: int) -> dict:
             f"| {name} | {statistics.median(c['steps'] for c in cells):.0f} "
             f"| {len(reached)}/{len(cells)} "
             f"| {_med([c['reach_steps'] for c in reached])} "
+            f"| {max((c['reach_steps'] for c in reached), default='-')} "
             f"| {_med([c['reach_s'] for c in reached])} / {_mean([c['reach_s'] for c in reached])} "
             f"| {statistics.mean(c['seconds'] for c in cells):.2f} "
             f"| {statistics.median(ratios):.3f} / {statistics.mean(ratios):.3f} "
@@ -233,6 +237,33 @@ def speed_section(use_compile: bool, steps: int) -> dict:
     return out
 
 
+def project(report: dict, bundle) -> None:
+    """Time to reach the reference at standard width: the measured time x s/step ratio 64 / 32.
+
+    The 8-candidate step ratio is applied to the whole run; for pruned runs (fewer candidates
+    after pruning) that is an approximation.
+    """
+    g = bundle.models("general").generator
+    weight = next(g.parameters())
+    layout = "channels_last" if weight.is_contiguous(memory_format=torch.channels_last) else "NCHW"
+    width = bundle.models("general").config.ngf
+    speed = report["speed"]
+    factor = speed[f"64/{layout}/2"] / speed[f"{width}/{layout}/2"]
+    print(f"\n## Projected to the standard width (ngf = ndf = 64), {layout}, 2 threads")
+    print(f"s/step ratio 64 / {width} at 8 candidates: {factor:.2f}")
+    print("| configuration | s to reach L_ref (median / max) at width 64 | s total (mean) |")
+    print("|---|---|---|")
+    rows = report["quality"]["rows"]
+    for name in ["reference", *CANDIDATES]:
+        reach = [r[name]["reach_s"] for r in rows if r[name]["reach_s"] is not None]
+        total = statistics.mean(r[name]["seconds"] for r in rows)
+        if reach:
+            cell = f"{statistics.median(reach) * factor:.2f} / {max(reach) * factor:.2f}"
+        else:
+            cell = "never"
+        print(f"| {name} | {cell} | {total * factor:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--registry", type=Path, default=REPO / "var/bench/registry")
@@ -263,6 +294,8 @@ def main() -> None:
         print(f"bundle {bundle.version}, model width {bundle.models('general').config.ngf}")
         report["bundle"] = bundle.version
         report["quality"] = quality_section(bundle, args.images, args.paintings)
+    if "speed" in report and "quality" in report:
+        project(report, bundle)
     report["load_end"] = os.getloadavg()
     print(f"\nload average at end {report['load_end'][0]:.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
