@@ -75,7 +75,7 @@ def evaluate(options: EvalOptions, progress: Progress | None = None) -> dict[str
         rows.append(
             {
                 "path": painting.path,
-                "cluster": cluster,
+                "routed_to": cluster,
                 "hole_fraction": float(mask.mean()),
                 **{m: hole_metrics(img, original, mask) for m, img in restored.items()},
             }
@@ -104,8 +104,23 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             }
             for metric in ("psnr_hole", "ssim_hole", "l1_hole")
         }
-    wins = [r["cluster"]["psnr_hole"] > r["general"]["psnr_hole"] for r in rows]
-    summary["cluster_beats_general_psnr"] = float(np.mean(wins)) if wins else None
+    gain = np.array([r["cluster"]["psnr_hole"] - r["general"]["psnr_hole"] for r in rows])
+    summary["cluster_beats_general_psnr"] = float(np.mean(gain > 0)) if len(gain) else None
+    summary["psnr_gain_over_general"] = {
+        "mean": float(gain.mean()) if len(gain) else None,
+        # the standard error of the mean paired difference: is the gain more than noise?
+        "stderr": float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else None,
+    }
+    summary["by_cluster"] = {
+        str(c): {
+            "paintings": sum(r["routed_to"] == c for r in rows),
+            **{
+                m: float(np.mean([r[m]["psnr_hole"] for r in rows if r["routed_to"] == c]))
+                for m in METHODS
+            },
+        }
+        for c in sorted({r["routed_to"] for r in rows})
+    }
     return summary
 
 
@@ -123,8 +138,10 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{s['l1_hole']['mean']:>8.3f} ± {s['l1_hole']['std']:<5.3f}"
         )
     share = summary["cluster_beats_general_psnr"]
+    gain = summary["psnr_gain_over_general"]
+    stderr = f" ± {gain['stderr']:.2f}" if gain["stderr"] is not None else ""
     lines.append(
-        f"cluster DCGAN beats general DCGAN (PSNR) on {share:.0%} of "
-        f"{summary['paintings']} paintings"
+        f"cluster DCGAN beats general DCGAN (PSNR) on {share:.0%} of {summary['paintings']} "
+        f"paintings; mean gain {gain['mean']:+.2f}{stderr} dB"
     )
     return "\n".join(lines)

@@ -48,7 +48,9 @@ def test_resume_then_evaluate_on_held_out_paintings(tmp_path):
         )
     )
     assert [r["path"] for r in result["rows"]] == held_out[:2]
+    assert all(r["routed_to"] in (0, 1) for r in result["rows"])
     summary = result["summary"]
+    assert sum(c["paintings"] for c in summary["by_cluster"].values()) == 2
     assert summary["paintings"] == 2
     for method in ("cluster", "general", "telea", "navier_stokes"):
         assert 0 < summary[method]["psnr_hole"]["mean"] < 60
