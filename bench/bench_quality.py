@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=REPO.parent / "shared/data/paintings/images")
     parser.add_argument("--registry", type=Path, default=REPO / "var/bench/registry")
     parser.add_argument("--features", default="sift")
+    parser.add_argument("--weights", type=Path, help="CNN backbone weights (squeezenet, vgg16)")
     parser.add_argument("--max-images", type=int, default=800)
     parser.add_argument("--clusters", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=30)
@@ -51,6 +52,7 @@ def main() -> None:
                 images=args.images,
                 registry=args.registry,
                 features=args.features,
+                weights=args.weights,
                 clusters=args.clusters,
                 image_size=args.image_size,
                 epochs=args.epochs,
