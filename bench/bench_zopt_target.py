@@ -44,16 +44,12 @@ WITHIN = 0.01  # a loss within 1% of the reference's counts as reaching it
 # stop) up to `steps` unless a patience is named.
 PRUNED = replace(REFERENCE, lr=0.1, steps=150, schedule="cosine", keep=2, prune_after=25)
 CANDIDATES: dict[str, InpaintParams] = {
-    "lr 0.05": replace(REFERENCE, lr=0.05, steps=300),
-    "lr 0.1": replace(REFERENCE, lr=0.1, steps=300),
+    "lr 0.1": replace(REFERENCE, lr=0.1, steps=200),
     "lr 0.1 cosine 150": replace(REFERENCE, lr=0.1, steps=150, schedule="cosine"),
     "lr 0.2 cosine 100": replace(REFERENCE, lr=0.2, steps=100, schedule="cosine"),
-    "lr 0.1 cosine 80": replace(REFERENCE, lr=0.1, steps=80, schedule="cosine"),
     "lr 0.1 cosine 150, keep 2 after 25": PRUNED,
-    "same + early stop (patience 40)": replace(PRUNED, patience=40),
-    "old default (lr 0.03, 300, patience 40)": replace(
-        REFERENCE, lr=0.03, steps=300, patience=40, tolerance=1e-3
-    ),
+    "lr 0.2 cosine 100, keep 2 after 20": replace(PRUNED, lr=0.2, steps=100, prune_after=20),
+    "lr 0.1 cosine 150, keep 2 after 25, patience 40": replace(PRUNED, patience=40),
 }
 
 
@@ -119,7 +115,7 @@ def load_problems(
     return out
 
 
-def quality_section(bundle, images: Path, count: int) -> dict:
+def quality_section(bundle, images: Path, count: int, out: Path | None = None) -> dict:
     problems = load_problems(bundle, images, count)
     rows = []
     print(f"\n## Reaching the plain 1,500-step loss ({len(problems)} held-out paintings)")
@@ -132,10 +128,13 @@ def quality_section(bundle, images: Path, count: int) -> dict:
         for name, params in CANDIDATES.items():
             row[name] = _summary(run(models, replace(params, seed=index), target, missing), ref)
         rows.append(row)
+        if out is not None:  # a long run: keep what is done
+            out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
         print(
             f"- {index}: c{cluster}, {kind}: L_ref {ref.final:.2f} in {ref.seconds:.1f} s; "
             + "; ".join(
-                f"{n}: ratio {row[n]['ratio']:.3f}, reach {_fmt(row[n]['reach_s'])} s"
+                f"{n}: ratio {row[n]['ratio']:.3f}, reach {row[n]['reach_steps']} steps "
+                f"{_fmt(row[n]['reach_s'])} s"
                 for n in CANDIDATES
             ),
             flush=True,
@@ -293,7 +292,9 @@ def main() -> None:
         bundle = Registry(args.registry).load()
         print(f"bundle {bundle.version}, model width {bundle.models('general').config.ngf}")
         report["bundle"] = bundle.version
-        report["quality"] = quality_section(bundle, args.images, args.paintings)
+        report["quality"] = quality_section(
+            bundle, args.images, args.paintings, args.out.with_suffix(".partial.json")
+        )
     if "speed" in report and "quality" in report:
         project(report, bundle)
     report["load_end"] = os.getloadavg()
