@@ -178,7 +178,7 @@ class JobStore:
         folder = self.path(job_id)
         if not (folder / JOB).is_file():
             return False
-        for n, image in enumerate(candidates):
+        for n, image in enumerate(candidates, start=1):  # rank 1 = best, as in the CLI
             # No mkdir here (unlike write_png): a job deleted meanwhile must stay deleted.
             tmp = folder / f".{candidate_name(n)}.tmp"
             tmp.write_bytes(encode_png(image))

@@ -100,6 +100,8 @@ def main() -> int:
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--candidates", type=int, default=4)
     args = parser.parse_args()
+    if shutil.which("curl") is None:
+        raise SystemExit("make demo talks to the API with curl: install curl first")
 
     registry = STATE / "registry"
     train(registry, args.retrain)
@@ -170,11 +172,9 @@ def main() -> int:
         if status["status"] != "succeeded":
             raise SystemExit(f"restoration failed: {status.get('error')}")
 
-        for n in range(1, len(status["candidates"]) + 1):
-            subprocess.run(
-                ["curl", "-sS", "-o", str(OUT / f"restored_{n}.png"), f"{job_url}/candidates/{n}"],
-                check=True,
-            )
+        for cand in status["candidates"]:  # best first; the API numbers them from 1
+            target = OUT / f"restored_{cand['n']}.png"
+            subprocess.run(["curl", "-fsS", "-o", str(target), base + cand["url"]], check=True)
         restored = cv2.cvtColor(cv2.imread(str(OUT / "restored_1.png")), cv2.COLOR_BGR2RGB)
         assert np.array_equal(restored[mask == 0], damaged[mask == 0]), "pixels outside changed"
         telea = cv2.inpaint(damaged, mask, 5, cv2.INPAINT_TELEA)
@@ -191,11 +191,11 @@ def main() -> int:
 
     step("done")
     print(f"cluster {status.get('cluster')} restored {painting.name}")
-    print(f"restorations:  {OUT}/restored_1.png ... restored_{len(status['candidates'])}.png")
+    print(
+        f"restorations:  {OUT}/restored_1.png (best) ... restored_{len(status['candidates'])}.png"
+    )
     print(f"side by side:  {OUT / 'side_by_side.png'}")
     print(f"job result:    {OUT / 'result.json'}")
-    if shutil.which("curl") is None:  # pragma: no cover
-        print("note: curl was not found")
     return 0
 
 

@@ -16,7 +16,7 @@ def job_links(job_id: str, candidates: int = 0) -> dict[str, Any]:
         "self": base,
         "original": f"{base}/original",
         "mask": f"{base}/mask",
-        "candidates": [f"{base}/candidates/{n}" for n in range(candidates)],
+        "candidates": [f"{base}/candidates/{n}" for n in range(1, candidates + 1)],
     }
 
 

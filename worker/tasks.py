@@ -99,7 +99,7 @@ def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
                 "contextual": round(float(loss.contextual), 6),
                 "perceptual": round(float(loss.perceptual), 6),
             }
-            for n, loss in enumerate(restoration.losses)
+            for n, loss in enumerate(restoration.losses, start=1)
         ],
         "warnings": list(restoration.warnings),
         "seconds": round(float(restoration.seconds), 3),

@@ -189,7 +189,7 @@ def _png(store: JobStore, job_id: str, name: str) -> FileResponse:
 
 @router.get(
     "/{job_id}/candidates/{n}",
-    summary="The n-th restored image (0 = best), PNG at full resolution",
+    summary="The n-th restored image (1 = best), PNG at full resolution",
     response_class=FileResponse,
     responses={409: {"description": "the job has not succeeded (yet)"}},
 )
@@ -198,8 +198,8 @@ def get_candidate(job_id: str, n: int, store: StoreDep) -> FileResponse:
     result = store.read_result(job_id)
     if result is None:
         raise NotReady(f"job {job_id} is {job_status(store, job_id)}: no candidates yet")
-    if not 0 <= n < len(result["candidates"]):
-        raise NotFound(f"job {job_id} has candidates 0..{len(result['candidates']) - 1}, not {n}")
+    if not 1 <= n <= len(result["candidates"]):
+        raise NotFound(f"job {job_id} has candidates 1..{len(result['candidates'])}, not {n}")
     return _png(store, job_id, candidate_name(n))
 
 

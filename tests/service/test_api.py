@@ -120,7 +120,7 @@ def test_parameters_out_of_bounds_are_422(client: TestClient, scan_files) -> Non
     ["0" * 32, "abc", "..", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "A" * 32, "0" * 31 + "/"],
 )
 def test_unknown_and_path_like_ids_are_404(client: TestClient, job_id: str) -> None:
-    for suffix in ("", "/original", "/mask", "/candidates/0"):
+    for suffix in ("", "/original", "/mask", "/candidates/1"):
         response = client.get(f"/v1/restorations/{job_id}{suffix}")
         assert response.status_code == 404, (job_id, suffix, response.text)
         assert response.json()["error"] in ("job_not_found", "not_found")
@@ -179,7 +179,7 @@ def test_submit_routes_stores_and_queues(ready_client: TestClient, scan_files) -
     assert np.array_equal(decode_image(original.content).rgb, synthetic_scan())
     mask = decode_image(ready_client.get(f"/v1/restorations/{job_id}/mask").content).rgb
     assert np.array_equal(mask[..., 0] > 0, square_mask())
-    assert_error(ready_client.get(f"/v1/restorations/{job_id}/candidates/0"), 409, "not_ready")
+    assert_error(ready_client.get(f"/v1/restorations/{job_id}/candidates/1"), 409, "not_ready")
 
     metrics = ready_client.get("/metrics").text
     assert f'restauro_jobs_submitted_total{{queue="{body["queue"]}"}} 1.0' in metrics

@@ -57,14 +57,14 @@ def test_task_writes_candidates_and_is_idempotent(tmp_path: Path, tiny_registry:
     assert outcome == {"id": job_id, "status": "succeeded", "candidates": 2}
     result = store.read_result(job_id)
     assert result["target"] == "c0" and len(result["candidates"]) == 2
-    first = [store.file(job_id, candidate_name(n)).read_bytes() for n in range(2)]
+    first = [store.file(job_id, candidate_name(n)).read_bytes() for n in (1, 2)]
     restored = store.read_inputs(job_id, settings.max_pixels)[0]
     assert restored.shape == synthetic_scan().shape
 
     # A redelivered job whose result was never written restores the same pixels again.
     (store.path(job_id) / RESULT).unlink()
     app.tasks[TASK_NAME].apply(args=[job_id], task_id=job_id).get()
-    assert [store.file(job_id, candidate_name(n)).read_bytes() for n in range(2)] == first
+    assert [store.file(job_id, candidate_name(n)).read_bytes() for n in (1, 2)] == first
     assert store.read_result(job_id)["attempt"] == 2
 
 
