@@ -51,6 +51,7 @@ CANDIDATES: dict[str, InpaintParams] = {
     "lr 0.2 cosine 100, keep 2 after 20": replace(PRUNED, lr=0.2, steps=100, prune_after=20),
     "lr 0.1 cosine 150, keep 2 after 25, patience 40": replace(PRUNED, patience=40),
 }
+PRODUCT = replace(InpaintParams(), encoder_fraction=0.0)
 # A second pass (--second-pass, reusing the references of a first run with --reference-from).
 SECOND_PASS: dict[str, InpaintParams] = {
     "lr 0.1 200, keep 2 after 25": replace(REFERENCE, lr=0.1, steps=200, keep=2, prune_after=25),
@@ -296,6 +297,9 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--reference-from", type=Path, help="JSON of a previous run")
     parser.add_argument("--second-pass", action="store_true", help="the SECOND_PASS configs")
+    parser.add_argument(
+        "--product", action="store_true", help="only InpaintParams() as shipped (no encoder)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "var/bench/zopt_target.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -316,9 +320,9 @@ def main() -> None:
             previous = json.loads(args.reference_from.read_text())
             rows = previous.get("quality", previous)["rows"]
             references = {r["path"]: r["reference"] for r in rows}
-        if args.second_pass:
+        if args.second_pass or args.product:
             CANDIDATES.clear()
-            CANDIDATES.update(SECOND_PASS)
+            CANDIDATES.update(SECOND_PASS if args.second_pass else {"default": PRODUCT})
         report["quality"] = quality_section(
             bundle, args.images, args.paintings, args.out.with_suffix(".partial.json"), references
         )

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
 
     # Restoration defaults (a request may override them within the bounds below).
     candidates: int = 8
-    steps: int = 300
+    steps: int = 200  # = InpaintParams.steps (docs/bench-inpainting.md)
     max_candidates: int = 64
     max_steps: int = 5000
 
