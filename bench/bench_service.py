@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.conftest import png, square_mask, synthetic_scan  # noqa: E402
+from tests.data import tiny_train_options  # noqa: E402
 from tests.integration.harness import (  # noqa: E402
     environment,
     start_api,
@@ -40,28 +41,13 @@ REDIS = "redis://127.0.0.1:6379/14"
 
 
 def train_tiny(registry: Path) -> None:
+    """The tests' tiny bundle: routing and restoration run for real, in seconds."""
     import torch
 
-    from training.pipeline import TrainOptions, run_training
+    from training.pipeline import run_training
 
     torch.set_num_threads(2)
-    images = Path(os.environ.get("RESTAURO_TEST_DATA", REPO.parent / "shared/data/paintings"))
-    run_training(
-        TrainOptions(
-            images=images / "images",
-            registry=registry,
-            features="sift",
-            clusters=2,
-            image_size=64,
-            epochs=1,
-            batch_size=16,
-            max_images=24,
-            vocabulary=32,
-            ngf=8,
-            ndf=8,
-            seed=0,
-        )
-    )
+    run_training(tiny_train_options(registry, max_images=24))
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -59,11 +59,15 @@ def test_train_on_only_broken_files(cli, tmp_path):
     assert not any((tmp_path / "reg").glob("*/manifest.json"))
 
 
-def test_more_clusters_than_images(cli, tmp_path):
-    folder = tmp_path / "few"
+def few_paintings(folder: Path, n: int) -> Path:
     folder.mkdir()
-    for i in range(3):
+    for i in range(n):
         (folder / f"{i}.png").write_bytes(encode_png(textured_image(80, 90, seed=i)))
+    return folder
+
+
+def test_more_clusters_than_images(cli, tmp_path):
+    folder = few_paintings(tmp_path / "few", 3)
     code, _, err = cli(
         "train",
         "--images",
@@ -88,10 +92,7 @@ def test_unknown_feature_kind_and_bad_flags(cli, tmp_path):
 
 
 def test_missing_weights_file(cli, tmp_path):
-    folder = tmp_path / "few"
-    folder.mkdir()
-    for i in range(4):
-        (folder / f"{i}.png").write_bytes(encode_png(textured_image(80, 90, seed=i)))
+    folder = few_paintings(tmp_path / "few", 4)
     code, _, err = cli(
         "train",
         "--images",
