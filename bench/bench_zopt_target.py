@@ -13,14 +13,23 @@ Then seconds per step at 8 candidates for the bundle's width and for the standar
 and thread counts worth trying, and torch.compile's steady speed and cold compile time, so the
 time at standard width can be projected as steps needed x seconds per step.
 
+``--encoder`` (issue 3, "encoder-initialised z"): trains an encoder per cluster the paintings
+route to (on that cluster's generator and its training members, never the held-out paintings;
+cached under var/bench/encoders/<bundle version>/, the bundle itself is left untouched), then
+compares the shipped InpaintParams without and with the encoder on the same references.
+
     .venv/bin/python bench/bench_zopt_target.py --registry var/bench/registry --paintings 8 \\
         [--compile] [--out var/bench/zopt_target.json]
+    .venv/bin/python bench/bench_zopt_target.py --skip-speed --encoder \\
+        --reference-from var/bench/zopt_quality.json --out var/bench/zopt_encoder.json
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import os
 import statistics
 import time
@@ -30,8 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from restauro.checkpoint import load_module_state, save_module
 from restauro.damage import random_damage_masks
+from restauro.dataset import ingest
 from restauro.dcgan import DCGANConfig, Discriminator, Generator
+from restauro.encoder import Encoder, EncoderConfig, EncoderSettings, train_encoder
 from restauro.images import center_crop_square, read_image, to_model_range
 from restauro.inpaint import InpaintParams, ZOptimizer
 from restauro.registry import Registry
@@ -57,6 +69,16 @@ SECOND_PASS: dict[str, InpaintParams] = {
     "lr 0.1 200, keep 2 after 25": replace(REFERENCE, lr=0.1, steps=200, keep=2, prune_after=25),
     "lr 0.1 cosine 300, keep 2 after 25": replace(PRUNED, steps=300),
 }
+# --encoder: the shipped params without and with the encoder (which only acts when passed).
+SHIPPED = InpaintParams()
+ENCODER_PASS: dict[str, InpaintParams] = {
+    "default, no encoder": PRODUCT,
+    "default + encoder (fraction 0.5, noise 0.1)": SHIPPED,
+    "encoder fraction 1.0, noise 0.1": replace(SHIPPED, encoder_fraction=1.0),
+    "encoder fraction 0.5, noise 0.3": replace(SHIPPED, encoder_noise=0.3),
+    "encoder fraction 0.5, noise 0.03": replace(SHIPPED, encoder_noise=0.03),
+}
+ENCODER_SETTINGS = EncoderSettings(epochs=3, steps_per_epoch=100, batch_size=32, seed=0)
 
 
 @dataclass
@@ -66,6 +88,7 @@ class Run:
     steps: int
     curve: list[float]
     stamps: list[float]  # seconds since the call started, after each step
+    start: float = math.nan  # best loss at step 1, i.e. of the starting latents
 
     def reach(self, level: float) -> tuple[int | None, float | None]:
         """(steps, seconds) until the best loss first got within WITHIN of ``level``."""
@@ -88,12 +111,13 @@ def run(models, params: InpaintParams, target: torch.Tensor, missing: torch.Tens
         models.discriminator,
         target,
         missing,
-        encoder=None,
+        encoder=models.encoder,  # None unless --encoder; encoder_fraction 0 ignores it anyway
         nz=models.config.nz,
         progress=progress,
     )
     seconds = time.perf_counter() - start
-    return Run(float(result.total[0]), seconds, result.steps, result.curve, stamps)
+    first = result.curve[0] if result.curve else math.nan
+    return Run(float(result.total[0]), seconds, result.steps, result.curve, stamps, first)
 
 
 def load_problems(
@@ -127,13 +151,22 @@ def quality_section(
     count: int,
     out: Path | None = None,
     references: dict[str, dict] | None = None,
+    encoders: dict[int, torch.nn.Module] | None = None,
 ) -> dict:
     """Per painting: the reference run (or its figures from a previous run), then each config."""
     problems = load_problems(bundle, images, count)
+    if encoders is not None:  # untimed: oneDNN sets up its kernels on a net's first batch shapes
+        for cluster in sorted(encoders):
+            models = replace(bundle.models(cluster), encoder=encoders[cluster])
+            _, _, rgb, mask, _ = problems[0]
+            missing = torch.from_numpy(mask.astype(np.float32))[None, None]
+            run(models, replace(SHIPPED, steps=30), to_model_range(rgb), missing)
     rows = []
     print(f"\n## Reaching the plain 1,500-step loss ({len(problems)} held-out paintings)")
     for index, (rel, cluster, rgb, mask, kind) in enumerate(problems):
         models = bundle.models(cluster)
+        if encoders is not None:
+            models = replace(models, encoder=encoders[cluster])
         target = to_model_range(rgb)
         missing = torch.from_numpy(mask.astype(np.float32))[None, None]
         if references and rel in references:
@@ -190,6 +223,7 @@ def _summary(r: Run, ref: Run) -> dict:
         "reach_steps": steps,
         "reach_s": seconds,
         "s_per_step": r.seconds / max(r.steps, 1),
+        "start_ratio": r.start / ref.final,
     }
 
 
@@ -203,6 +237,72 @@ def _med(values: list[float]) -> str:
 
 def _mean(values: list[float]) -> str:
     return "-" if not values else f"{statistics.mean(values):.2f}"
+
+
+def train_encoders(
+    bundle, images: Path, clusters: set[int], cache: Path, settings: EncoderSettings
+) -> tuple[dict[int, Encoder], dict]:
+    """One encoder per cluster, trained on its generator and its training members, or reloaded.
+
+    G is trained against in NCHW: channels_last (how Bundle.models loads it) makes the backward
+    pass through G ~3-4x slower on this CPU. The copy leaves the bundle's cached G untouched.
+    """
+    members = json.loads((bundle.path / "clustering" / "members.json").read_text())
+    encoders: dict[int, Encoder] = {}
+    info: dict = {}
+    cache.mkdir(parents=True, exist_ok=True)
+    for cluster in sorted(clusters):
+        models = bundle.models(cluster)
+        weights, log = cache / f"c{cluster}.safetensors", cache / f"c{cluster}.json"
+        config = EncoderConfig(image_size=models.config.image_size, nz=models.config.nz)
+        if weights.exists() and log.exists():
+            encoder = Encoder(config)
+            encoder.load_state_dict(load_module_state(weights))
+            info[str(cluster)] = json.loads(log.read_text())
+            print(f"c{cluster}: encoder reloaded from {weights}")
+        else:
+            paths = [p for p, c in members.items() if c == cluster]
+            start = time.perf_counter()
+            real = ingest(images, include=paths).training_images(config.image_size)
+            read = time.perf_counter() - start
+            generator = copy.deepcopy(models.generator).to(memory_format=torch.contiguous_format)
+            start = time.perf_counter()
+            result = train_encoder(generator, real, config, settings)
+            seconds = time.perf_counter() - start
+            encoder = result.encoder
+            save_module(encoder, weights)
+            info[str(cluster)] = {
+                "paintings": len(real),
+                "read_s": read,
+                "train_s": seconds,
+                "load_start": os.getloadavg()[0],
+                "settings": {k: v for k, v in vars(settings).items()},
+                "history": result.history,
+            }
+            log.write_text(json.dumps(info[str(cluster)], indent=2) + "\n")
+        entry = info[str(cluster)]
+        first, last = entry["history"][0], entry["history"][-1]
+        print(
+            f"c{cluster}: {entry['paintings']} paintings, trained in {entry['train_s']:.0f} s; "
+            + ", ".join(f"{k} {first[k]:.3f} -> {last[k]:.3f}" for k in LOSSES),
+            flush=True,
+        )
+        encoders[cluster] = encoder.eval().requires_grad_(False)
+    return encoders, info
+
+
+LOSSES = ("loss_z", "loss_rec", "loss_real")
+
+
+def encoder_summary(rows: list[dict]) -> None:
+    """The head start itself: the best loss of the starting latents, before any step."""
+    print("\n| configuration | loss at step 1 / L_ref (median / min / max) |")
+    print("|---|---|")
+    for name in CANDIDATES:
+        starts = [r[name]["start_ratio"] for r in rows]
+        print(
+            f"| {name} | {statistics.median(starts):.2f} / {min(starts):.2f} / {max(starts):.2f} |"
+        )
 
 
 def seconds_per_step(generator, discriminator, nz: int, steps: int, candidates: int = 8) -> float:
@@ -300,6 +400,13 @@ def main() -> None:
     parser.add_argument(
         "--product", action="store_true", help="only InpaintParams() as shipped (no encoder)"
     )
+    parser.add_argument(
+        "--encoder", action="store_true", help="shipped params without / with a trained encoder"
+    )
+    parser.add_argument("--encoder-epochs", type=int, default=ENCODER_SETTINGS.epochs)
+    parser.add_argument("--encoder-steps", type=int, default=ENCODER_SETTINGS.steps_per_epoch)
+    parser.add_argument("--encoder-cache", type=Path, help="default var/bench/encoders/<version>")
+    parser.add_argument("--train-only", action="store_true", help="with --encoder: no inpainting")
     parser.add_argument("--out", type=Path, default=REPO / "var/bench/zopt_target.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -323,9 +430,29 @@ def main() -> None:
         if args.second_pass or args.product:
             CANDIDATES.clear()
             CANDIDATES.update(SECOND_PASS if args.second_pass else {"default": PRODUCT})
-        report["quality"] = quality_section(
-            bundle, args.images, args.paintings, args.out.with_suffix(".partial.json"), references
-        )
+        encoders = None
+        if args.encoder:
+            CANDIDATES.clear()
+            CANDIDATES.update(ENCODER_PASS)
+            settings = replace(
+                ENCODER_SETTINGS, epochs=args.encoder_epochs, steps_per_epoch=args.encoder_steps
+            )
+            cache = args.encoder_cache or REPO / "var/bench/encoders" / bundle.version
+            clusters = {p[1] for p in load_problems(bundle, args.images, args.paintings)}
+            encoders, report["encoders"] = train_encoders(
+                bundle, args.images, clusters, cache, settings
+            )
+        if not args.train_only:
+            report["quality"] = quality_section(
+                bundle,
+                args.images,
+                args.paintings,
+                args.out.with_suffix(".partial.json"),
+                references,
+                encoders,
+            )
+            if args.encoder:
+                encoder_summary(report["quality"]["rows"])
     if "speed" in report and "quality" in report:
         project(report, bundle)
     report["load_end"] = os.getloadavg()
