@@ -189,8 +189,7 @@ def _features_and_clusters(options: TrainOptions, train_set: Dataset, progress: 
         raise DatasetError(
             f"--clusters {options.clusters} is more than the {len(images)} training paintings"
         )
-    extractor.fit(images, progress=progress)
-    features = extractor.transform(images, progress=progress)
+    features = extractor.fit_transform(images, progress=progress)
     report(progress, "clustering", 0, 1)
     cluster_model, assignment, clustering = fit_clusters(
         features,

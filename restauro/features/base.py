@@ -76,6 +76,13 @@ class FeatureExtractor(ABC):
     def dim(self) -> int:
         """D, the length of one feature vector (known once fitted)."""
 
+    def fit_transform(
+        self, images: Sequence[np.ndarray], progress: Progress | None = None
+    ) -> np.ndarray:
+        """``fit`` then ``transform`` of the same collection; kinds override it to share work."""
+        self.fit(images, progress=progress)
+        return self.transform(images, progress=progress)
+
     def to(self, device: str) -> FeatureExtractor:
         """Move to a torch device; kinds that do not use torch ignore it."""
         return self

@@ -92,12 +92,22 @@ class LocalBowExtractor(FeatureExtractor):
         return out
 
     def fit(self, images: Sequence[np.ndarray], progress: Progress | None = None) -> None:
-        descs = self._all_descriptors(images, None, progress)
+        self._fit_vocabulary(self._all_descriptors(images, None, progress), progress)
+
+    def _fit_vocabulary(self, descs: list[np.ndarray], progress: Progress | None) -> BagOfWords:
         report(progress, f"{self.kind} vocabulary", 0, 1)
         self.bow = BagOfWords.fit(
             descs, vocab_size=self.vocab_size, sample_cap=self.sample_cap, seed=self.seed
         )
         report(progress, f"{self.kind} vocabulary", 1, 1)
+        return self.bow
+
+    def fit_transform(
+        self, images: Sequence[np.ndarray], progress: Progress | None = None
+    ) -> np.ndarray:
+        """Detect once: the descriptors that build the vocabulary are the ones then counted."""
+        descs = self._all_descriptors(images, None, progress)
+        return self._fit_vocabulary(descs, progress).transform(descs)
 
     def transform(
         self,

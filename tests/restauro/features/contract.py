@@ -67,6 +67,13 @@ class ExtractorContract:
         again.fit(images)
         np.testing.assert_array_equal(again.transform(images), features)
 
+    def test_fit_transform_equals_fit_then_transform(
+        self, params: dict, images: list[np.ndarray], features: np.ndarray
+    ) -> None:
+        fresh = create_extractor(self.kind, **params)
+        np.testing.assert_array_equal(fresh.fit_transform(images), features)
+        np.testing.assert_array_equal(fresh.transform(images), features)
+
     def test_state_round_trip_through_json_and_safetensors(
         self,
         fitted: FeatureExtractor,
