@@ -244,8 +244,7 @@ def train_encoders(
 ) -> tuple[dict[int, Encoder], dict]:
     """One encoder per cluster, trained on its generator and its training members, or reloaded.
 
-    G is trained against in NCHW: channels_last (how Bundle.models loads it) makes the backward
-    pass through G ~3-4x slower on this CPU. The copy leaves the bundle's cached G untouched.
+    E is trained through a copy of G (in NCHW), so the bundle's cached G is left untouched.
     """
     members = json.loads((bundle.path / "clustering" / "members.json").read_text())
     encoders: dict[int, Encoder] = {}
@@ -275,7 +274,7 @@ def train_encoders(
                 "paintings": len(real),
                 "read_s": read,
                 "train_s": seconds,
-                "load_start": os.getloadavg()[0],
+                "load_after": os.getloadavg()[0],
                 "settings": {k: v for k, v in vars(settings).items()},
                 "history": result.history,
             }
