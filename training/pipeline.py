@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -226,10 +226,10 @@ def _train_target(
     result = train_dcgan(
         images,
         config,
-        settings,
+        replace(settings, name=name),  # progress stage "train c3"
         workdir=workdir,
         resume=options.resume,
-        progress=_named(progress, f"train {name}"),
+        progress=progress,
     )
     encoder = encoder_config = None
     if options.encoder:
@@ -259,12 +259,6 @@ def _train_target(
         samples_png=samples[-1].read_bytes() if samples else None,
         info={"size": len(images), "epochs": options.epochs, "history": result.history},
     )
-
-
-def _named(progress: Progress | None, stage: str) -> Progress | None:
-    if progress is None:
-        return None
-    return lambda _stage, done, total: progress(stage, done, total)
 
 
 def _copy_routing_state(base: Bundle, writer: BundleWriter) -> None:
