@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file as load_numpy
 
+from restauro.atomic import write_json_atomic
 from restauro.checkpoint import load_module_state, save_module, sha256_file
 from restauro.clustering import ClusterModel
 from restauro.dcgan import DCGANConfig, Discriminator, Generator
@@ -184,11 +185,6 @@ def _load_net(module: torch.nn.Module, path: Path, device: str) -> torch.nn.Modu
     return module
 
 
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
 class BundleWriter:
     """Fills a staging folder; :meth:`Registry.publish` renames it into place when complete."""
 
@@ -246,5 +242,5 @@ class BundleWriter:
         full = {"format": FORMAT_VERSION, "version": self.version, **manifest}
         full["models"] = self.models
         full["files"] = files
-        write_json(self.path / MANIFEST, full)
+        write_json_atomic(self.path / MANIFEST, full)
         return full

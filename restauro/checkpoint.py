@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from restauro.atomic import atomic_path
 from restauro.errors import BundleCorrupt
 
 _CHUNK = 1 << 20
@@ -46,13 +46,9 @@ def save_tensors(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dense = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         save_file(dense, str(tmp), metadata=dict(metadata) if metadata else None)
         digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return digest
 
 

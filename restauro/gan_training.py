@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from restauro.atomic import write_json_atomic
 from restauro.checkpoint import load_module_state, load_optimizer, save_module, save_optimizer
 from restauro.dcgan import DCGANConfig, Discriminator, Generator
 from restauro.errors import DatasetError, InvalidParameter
@@ -450,19 +451,13 @@ def _write_checkpoint(
         "dataset_sha256": fingerprint,
         "history": history,
     }
-    _write_json(staging / STATE_FILE, state)
+    write_json_atomic(staging / STATE_FILE, state)
     if final.exists():
         os.replace(final, previous)
     os.replace(staging, final)
     shutil.rmtree(previous, ignore_errors=True)
-    _write_json(workdir / HISTORY_FILE, history)
+    write_json_atomic(workdir / HISTORY_FILE, history)
     write_png(workdir / LOSS_PLOT, loss_curve(history))
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def _check_resumable(

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from restauro.atomic import write_bytes_atomic, write_json_atomic
 from restauro.errors import NotFound
 from restauro.images import encode_png, read_image, write_png
 
@@ -61,14 +62,6 @@ def new_job_id() -> str:
 
 def candidate_name(n: int) -> str:
     return f"restored_{n}.png"
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Readers polling the file never see half of it: write aside, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -112,7 +105,7 @@ class JobStore:
         try:
             write_png(staging / INPUT, rgb)
             write_png(staging / MASK, mask.astype(np.uint8) * 255)
-            _write_json_atomic(staging / JOB, {**job, "id": job_id})
+            write_json_atomic(staging / JOB, {**job, "id": job_id}, sort_keys=True)
             os.rename(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -165,7 +158,7 @@ class JobStore:
         folder = self.path(job_id)
         if not (folder / JOB).is_file():
             return False
-        _write_json_atomic(folder / STATE, state)
+        write_json_atomic(folder / STATE, state, sort_keys=True, mkdir=False)
         return True
 
     def write_result(
@@ -180,8 +173,6 @@ class JobStore:
             return False
         for n, image in enumerate(candidates, start=1):  # rank 1 = best, as in the CLI
             # No mkdir here (unlike write_png): a job deleted meanwhile must stay deleted.
-            tmp = folder / f".{candidate_name(n)}.tmp"
-            tmp.write_bytes(encode_png(image))
-            os.replace(tmp, folder / candidate_name(n))
-        _write_json_atomic(folder / RESULT, result)
+            write_bytes_atomic(folder / candidate_name(n), encode_png(image), mkdir=False)
+        write_json_atomic(folder / RESULT, result, sort_keys=True, mkdir=False)
         return True

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from restauro.atomic import write_text_atomic
 from restauro.bundle import MANIFEST, Bundle, BundleWriter
 from restauro.errors import BundleExists, BundleNotFound, InvalidParameter
 
@@ -38,12 +39,6 @@ def check_version_name(version: str) -> str:
     if not VERSION_PATTERN.match(version) or version in (CURRENT,):
         raise InvalidParameter(f"invalid bundle version name {version!r}")
     return version
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class Registry:
@@ -124,7 +119,7 @@ class Registry:
         """Make ``version`` current; return the version it replaced."""
         self.path_of(version)
         previous = self.current_version()
-        _atomic_write(self.root / CURRENT, version + "\n")
+        write_text_atomic(self.root / CURRENT, version + "\n")
         entry = {"at": datetime.now(UTC).isoformat(), "version": version, "previous": previous}
         with (self.root / HISTORY).open("a") as f:
             f.write(json.dumps(entry) + "\n")
@@ -154,7 +149,7 @@ class Registry:
             raise BundleNotFound("nothing to roll back to: no earlier version was ever current")
         current, previous = stack[-1], stack[-2]
         self.path_of(previous)
-        _atomic_write(self.root / CURRENT, previous + "\n")
+        write_text_atomic(self.root / CURRENT, previous + "\n")
         entry = {
             "at": datetime.now(UTC).isoformat(),
             "version": previous,
