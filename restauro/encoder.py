@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -34,6 +32,7 @@ from restauro.damage import random_damage_masks
 from restauro.dcgan import SUPPORTED_SIZES, Generator, downsampling_trunk
 from restauro.errors import DatasetError, InvalidParameter
 from restauro.images import to_model_range
+from restauro.nets import frozen
 from restauro.progress import Progress, report
 
 
@@ -142,20 +141,6 @@ def masked_l1(output: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -
     return ((output - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-@contextmanager
-def _frozen(module: nn.Module) -> Iterator[None]:
-    """Eval mode and no parameter gradients for the duration; the caller's state comes back."""
-    training = module.training
-    flags = [p.requires_grad for p in module.parameters()]
-    module.eval().requires_grad_(False)
-    try:
-        yield
-    finally:
-        module.train(training)
-        for param, flag in zip(module.parameters(), flags, strict=True):
-            param.requires_grad_(flag)
-
-
 def as_encoder_settings(settings: Any) -> EncoderSettings:
     """Accept the DCGAN's TrainSettings too: epochs, batch size, seed and device carry over; the
     GAN's lr and beta1 do not (they suit an adversarial game, not this regression)."""
@@ -210,7 +195,7 @@ def train_encoder(
     history: list[dict[str, float]] = []
     total = s.epochs * s.steps_per_epoch
     report(progress, s.name, 0, total)
-    with _frozen(generator):
+    with frozen(generator):
         for epoch in range(s.epochs):
             sums = {"loss_z": 0.0, "loss_rec": 0.0, "loss_real": 0.0}
             seen = 0

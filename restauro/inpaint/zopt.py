@@ -20,8 +20,6 @@ move freely inside the typical set but never escapes to norms G was never traine
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -30,6 +28,7 @@ from torch import nn
 
 from restauro.inpaint.context import context_weights
 from restauro.inpaint.params import InpaintParams
+from restauro.nets import frozen
 from restauro.progress import Progress, report
 
 
@@ -56,30 +55,6 @@ def project_to_prior(z: torch.Tensor, radius: float) -> torch.Tensor:
     """Shrink rows whose norm exceeds ``radius`` back onto the ball (in place)."""
     norms = z.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return z.mul_(torch.clamp(radius / norms, max=1.0))
-
-
-@contextmanager
-def frozen(modules: Sequence[nn.Module | None]) -> Iterator[None]:
-    """Eval mode and no parameter gradients during the search; the caller's state comes back after.
-
-    The models are shared with a worker's cache (and maybe with a training loop), so the search
-    must not leave them in a different mode than it found them.
-    """
-    saved = []
-    for module in modules:
-        if module is None:
-            continue
-        saved.append((module, module.training, [p.requires_grad for p in module.parameters()]))
-        module.eval()
-        for p in module.parameters():
-            p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for module, training, flags in saved:
-            module.train(training)
-            for p, flag in zip(module.parameters(), flags, strict=True):
-                p.requires_grad_(flag)
 
 
 class ZOptimizer:
