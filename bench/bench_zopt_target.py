@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from restauro.checkpoint import load_module_state, save_module
 from restauro.damage import random_damage_masks
 from restauro.dataset import ingest
 from restauro.dcgan import DCGANConfig, Discriminator, Generator
@@ -47,6 +46,7 @@ from restauro.encoder import Encoder, EncoderConfig, EncoderSettings, train_enco
 from restauro.images import center_crop_square, read_image, to_model_range
 from restauro.inpaint import InpaintParams, ZOptimizer
 from restauro.registry import Registry
+from restauro.safetensors_io import load_module_state, save_module
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = InpaintParams(candidates=8, steps=1500, lr=0.01, patience=0, encoder_fraction=0.0)

@@ -28,12 +28,12 @@ import torch
 from safetensors.numpy import load_file as load_numpy
 
 from restauro.atomic import write_json_atomic
-from restauro.checkpoint import load_module_state, save_module, sha256_file
 from restauro.clustering import ClusterModel
 from restauro.dcgan import DCGANConfig, Discriminator, Generator
 from restauro.errors import BundleCorrupt, BundleNotFound, UnknownCluster
 from restauro.features import FeatureExtractor, load_extractor
 from restauro.images import fit_longer_side
+from restauro.safetensors_io import load_module_state, save_module, sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

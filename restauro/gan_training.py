@@ -34,11 +34,11 @@ import torch
 from torch import nn
 
 from restauro.atomic import write_json_atomic
-from restauro.checkpoint import load_module_state, load_optimizer, save_module, save_optimizer
 from restauro.dcgan import DCGANConfig, Discriminator, Generator
 from restauro.errors import DatasetError, InvalidParameter
 from restauro.images import from_model_range, to_model_range, write_png
 from restauro.progress import Progress, report
+from restauro.safetensors_io import load_module_state, load_optimizer, save_module, save_optimizer
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"

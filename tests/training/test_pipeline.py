@@ -2,8 +2,8 @@
 
 import shutil
 
-from restauro.checkpoint import sha256_file
 from restauro.registry import Registry
+from restauro.safetensors_io import sha256_file
 from tests.data import paintings_dir, tiny_train_options
 from training.evaluate import EvalOptions, evaluate, format_summary
 from training.pipeline import run_training

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from restauro.checkpoint import (
+from restauro.dcgan import DCGANConfig, Generator
+from restauro.errors import BundleCorrupt
+from restauro.safetensors_io import (
     load_module_state,
     load_optimizer,
     save_module,
     save_optimizer,
     sha256_file,
 )
-from restauro.dcgan import DCGANConfig, Generator
-from restauro.errors import BundleCorrupt
 
 TINY = DCGANConfig(nz=8, ngf=8, ndf=8)
 

@@ -1,4 +1,7 @@
-"""Weights and optimizer states on disk as safetensors, never as pickles.
+"""Weights and optimizer states on disk as safetensors (never pickles), with their sha256.
+
+Used by bundles (published weights, checked against the manifest on load) and by training
+checkpoints (nets and Adam states, so that a resumed run continues exactly).
 
 A pickle runs code when it is loaded, so a tampered bundle or checkpoint could take over the worker
 that opens it. safetensors holds only tensors and a small string-to-string header, which is all a
