@@ -8,43 +8,35 @@ all randomness of an epoch (shuffling, noise) comes from a generator seeded by (
 from a stream carried across epochs; a run of 2 epochs and a run of 1 epoch resumed for 1 more give
 identical weights on the CPU.
 
-Files in ``workdir``::
-
-    checkpoint/       generator, discriminator, optim_g, optim_d (.safetensors) + state.json
-    samples/epoch_NNN.png   the generator on a fixed batch of noise, to watch progress
-    history.json      per-epoch losses, D outputs and speed
-    loss.png          the loss curves
+The loop lives here; the checkpoint folder (atomic swap, resume checks) is
+:mod:`restauro.gan_checkpoints`, the sample grids and loss plots :mod:`restauro.gan_samples`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from restauro.atomic import write_json_atomic
 from restauro.dcgan import DCGANConfig, Discriminator, Generator
 from restauro.errors import DatasetError, InvalidParameter
-from restauro.images import from_model_range, to_model_range, write_png
+from restauro.gan_checkpoints import (
+    CHECKPOINT_DIR,
+    check_resumable,
+    dataset_fingerprint,
+    read_checkpoint_state,
+    write_checkpoint,
+)
+from restauro.gan_samples import fixed_noise, write_history, write_sample_grid
+from restauro.images import to_model_range
 from restauro.progress import Progress, report
 from restauro.safetensors_io import load_module_state, load_optimizer, save_module, save_optimizer
-
-CHECKPOINT_DIR = "checkpoint"
-STATE_FILE = "state.json"
-HISTORY_FILE = "history.json"
-LOSS_PLOT = "loss.png"
-SAMPLES_DIR = "samples"
 
 # Settings that change the trajectory of training: a resumed run must use the same ones.
 _TRAJECTORY_SETTINGS = ("batch_size", "lr", "beta1", "seed")
@@ -79,6 +71,10 @@ class TrainSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def trajectory(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it continues."""
+        return {k: getattr(self, k) for k in _TRAJECTORY_SETTINGS}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
         known = {f.name for f in fields(cls)}
@@ -89,6 +85,10 @@ class TrainSettings:
         if self.channels_last is not None:
             return self.channels_last
         return torch.device(self.device).type == "cpu"
+
+
+# What a checkpoint written before a setting existed ran with: that setting's default.
+TRAJECTORY_DEFAULTS = {f.name: f.default for f in fields(TrainSettings)}
 
 
 @dataclass
@@ -114,13 +114,6 @@ def seeded_nets(config: DCGANConfig, seed: int) -> tuple[Generator, Discriminato
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """All randomness of one epoch; independent of earlier epochs so that resuming is exact."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
-
-def fixed_noise(config: DCGANConfig, seed: int, count: int) -> torch.Tensor:
-    """The noise behind every sample grid of a run: the same z's, epoch after epoch."""
-    return torch.randn(
-        count, config.nz, 1, 1, generator=torch.Generator().manual_seed(seed * 1_000_003 + 999_983)
-    )
 
 
 class DCGANTrainer:
@@ -241,7 +234,9 @@ def train_dcgan(
                 "resume it or use an empty working folder"
             )
         if state is not None:
-            _check_resumable(state, config, settings, fingerprint, workdir)
+            check_resumable(
+                state, config, settings.trajectory(), TRAJECTORY_DEFAULTS, fingerprint, workdir
+            )
             trainer.load(workdir / CHECKPOINT_DIR)
             start_epoch = int(state["epoch"])
             history = list(state["history"])
@@ -278,13 +273,16 @@ def train_dcgan(
                 epoch_generator(settings.seed + 1, epoch),
             )
         if workdir is not None:
-            grids.append(
-                write_png(
-                    workdir / SAMPLES_DIR / f"epoch_{epoch + 1:03d}.png",
-                    sample_grid(trainer.generator, noise),
-                )
-            )
-            _write_checkpoint(workdir, trainer, epoch + 1, history, settings, fingerprint)
+            grids.append(write_sample_grid(workdir, epoch + 1, trainer.generator, noise))
+            state = {
+                "epoch": epoch + 1,
+                "config": config.to_dict(),
+                "settings": settings.to_dict(),
+                "dataset_sha256": fingerprint,
+                "history": history,
+            }
+            write_checkpoint(workdir, trainer.save, state)
+            write_history(workdir, history)
 
     trainer.generator.eval()
     trainer.discriminator.eval()
@@ -333,153 +331,6 @@ def recalibrate_batch_norm(
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         generator.train(was_training)
-
-
-# --- sample grids and curves ----------------------------------------------------------------------
-@torch.no_grad()
-def sample_grid(generator: Generator, noise: torch.Tensor, padding: int = 2) -> np.ndarray:
-    """The generator's images for ``noise`` tiled in a square-ish RGB grid (uint8).
-
-    The generator runs in eval mode (batch-norm running statistics), as the inpainting engine
-    uses it, and without updating those statistics; its mode is restored afterwards.
-    """
-    was_training = generator.training
-    generator.eval()
-    try:
-        device = next(generator.parameters()).device
-        tiles = from_model_range(generator(noise.to(device)))
-    finally:
-        generator.train(was_training)
-    n, size = len(tiles), tiles.shape[1]
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    step = size + padding
-    grid = np.zeros((rows * step + padding, cols * step + padding, 3), dtype=np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        top, left = padding + r * step, padding + c * step
-        grid[top : top + size, left : left + size] = tile
-    return grid
-
-
-def loss_curve(history: list[dict[str, float]], width: int = 640, height: int = 360) -> np.ndarray:
-    """A plain RGB plot of loss_d (red) and loss_g (blue) per epoch, drawn with OpenCV."""
-    img = np.full((height, width, 3), 255, dtype=np.uint8)
-    margin = 40
-    series = {"loss_d": (220, 40, 40), "loss_g": (40, 80, 220)}
-    values = [h[k] for h in history for k in series if k in h]
-    if not values:
-        return img
-    top = max(values) * 1.05 or 1.0
-    x0, x1, y0, y1 = margin, width - 10, height - margin, 10
-    cv2.rectangle(img, (x0, y1), (x1, y0), (0, 0, 0), 1)
-    span = max(len(history) - 1, 1)
-    for key, colour in series.items():
-        pts = [
-            (x0 + round((x1 - x0) * i / span), y0 - round((y0 - y1) * h[key] / top))
-            for i, h in enumerate(history)
-        ]
-        cv2.polylines(img, [np.array(pts, np.int32).reshape(-1, 1, 2)], False, colour, 2)
-        for p in pts:
-            cv2.circle(img, p, 3, colour, -1)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(img, "loss_d", (x0 + 8, y1 + 18), font, 0.5, series["loss_d"], 1)
-    cv2.putText(img, "loss_g", (x0 + 80, y1 + 18), font, 0.5, series["loss_g"], 1)
-    cv2.putText(img, f"{top:.2f}", (2, y1 + 10), font, 0.4, (0, 0, 0), 1)
-    cv2.putText(img, "0", (20, y0), font, 0.4, (0, 0, 0), 1)
-    cv2.putText(img, f"epoch {len(history)}", (x1 - 90, height - 12), font, 0.5, (0, 0, 0), 1)
-    return img
-
-
-# --- checkpoint files -----------------------------------------------------------------------------
-def dataset_fingerprint(images: np.ndarray) -> str:
-    """sha256 of the training images: resuming on different data would silently mix two runs."""
-    digest = hashlib.sha256(str(images.shape).encode())
-    digest.update(np.ascontiguousarray(images).data)
-    return digest.hexdigest()
-
-
-def read_checkpoint_state(workdir: Path) -> dict[str, Any] | None:
-    """The JSON state of the last complete checkpoint in ``workdir``, or None if there is none."""
-    workdir = Path(workdir)
-    _recover_interrupted_swap(workdir)
-    path = workdir / CHECKPOINT_DIR / STATE_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InvalidParameter(f"cannot read training checkpoint {path}: {exc}") from exc
-
-
-def _recover_interrupted_swap(workdir: Path) -> None:
-    """A crash between the two renames of :func:`_write_checkpoint` leaves no ``checkpoint/``:
-    promote the new folder if it is complete (its state.json is written last), else the old."""
-    final = workdir / CHECKPOINT_DIR
-    if final.exists():
-        return
-    for candidate in (workdir / f".{CHECKPOINT_DIR}.new", workdir / f".{CHECKPOINT_DIR}.old"):
-        if (candidate / STATE_FILE).is_file():
-            os.replace(candidate, final)
-            return
-
-
-def _write_checkpoint(
-    workdir: Path,
-    trainer: DCGANTrainer,
-    epoch: int,
-    history: list[dict[str, float]],
-    settings: TrainSettings,
-    fingerprint: str,
-) -> None:
-    """Write the new checkpoint beside the old one and swap folders, so one is always whole.
-
-    state.json is written last inside the new folder: a folder without it is incomplete.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    final = workdir / CHECKPOINT_DIR
-    staging = workdir / f".{CHECKPOINT_DIR}.new"
-    previous = workdir / f".{CHECKPOINT_DIR}.old"
-    for leftover in (staging, previous):
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging.mkdir()
-    trainer.save(staging)
-    state = {
-        "epoch": epoch,
-        "config": trainer.config.to_dict(),
-        "settings": settings.to_dict(),
-        "dataset_sha256": fingerprint,
-        "history": history,
-    }
-    write_json_atomic(staging / STATE_FILE, state)
-    if final.exists():
-        os.replace(final, previous)
-    os.replace(staging, final)
-    shutil.rmtree(previous, ignore_errors=True)
-    write_json_atomic(workdir / HISTORY_FILE, history)
-    write_png(workdir / LOSS_PLOT, loss_curve(history))
-
-
-def _check_resumable(
-    state: dict[str, Any],
-    config: DCGANConfig,
-    settings: TrainSettings,
-    fingerprint: str,
-    workdir: Path,
-) -> None:
-    saved_config = DCGANConfig.from_dict(state["config"])
-    if saved_config != config:
-        raise InvalidParameter(
-            f"cannot resume {workdir}: it was trained with {saved_config.to_dict()}, "
-            f"not {config.to_dict()}"
-        )
-    saved = state["settings"]
-    changed = [k for k in _TRAJECTORY_SETTINGS if saved.get(k) != getattr(settings, k)]
-    if changed:
-        detail = ", ".join(f"{k}={saved.get(k)} (now {getattr(settings, k)})" for k in changed)
-        raise InvalidParameter(f"cannot resume {workdir} with other settings: it used {detail}")
-    if state.get("dataset_sha256") != fingerprint:
-        raise InvalidParameter(f"cannot resume {workdir}: the training images are not the same")
 
 
 def _check_images(images: np.ndarray, config: DCGANConfig) -> None:

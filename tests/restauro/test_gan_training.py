@@ -11,12 +11,12 @@ import torch
 
 from restauro.dcgan import DCGANConfig
 from restauro.errors import DatasetError, InvalidParameter
+from restauro.gan_checkpoints import read_checkpoint_state
+from restauro.gan_samples import fixed_noise
 from restauro.gan_training import (
     DCGANTrainer,
     TrainSettings,
     batches_per_epoch,
-    fixed_noise,
-    read_checkpoint_state,
     seeded_nets,
     train_dcgan,
 )
