@@ -61,6 +61,11 @@ class Route:
             "distances": {str(k): v for k, v in self.distances.items()},
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Route:
+        distances = {int(k): float(v) for k, v in data["distances"].items()}
+        return cls(int(data["cluster"]), distances)
+
 
 def prefill_hole(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Fill the hole from its surroundings (Telea) so features see no black blotch.
@@ -127,7 +132,8 @@ class Bundle:
             if sha256_file(file) != digest:
                 raise BundleCorrupt(f"bundle {self.path.name}: {rel} does not match its sha256")
 
-    def _check_target(self, target: Target) -> str:
+    def check_target(self, target: Target) -> str:
+        """The name (``c3`` / ``general``) of a target this bundle has, else UnknownCluster."""
         if target != GENERAL and int(target) not in self.cluster_ids:
             raise UnknownCluster(
                 f"bundle {self.version} has no cluster {target} (clusters: {self.cluster_ids})"
@@ -135,7 +141,7 @@ class Bundle:
         return target_name(target)
 
     def sample_path(self, target: Target) -> Path:
-        return self.path / "models" / self._check_target(target) / "samples.png"
+        return self.path / "models" / self.check_target(target) / "samples.png"
 
     # --- routing --------------------------------------------------------------------------------
     def route(self, rgb: np.ndarray, mask: np.ndarray) -> Route:
@@ -150,7 +156,7 @@ class Bundle:
         """Generator, discriminator (and encoder, if trained) of one target, cached per device."""
         from restauro.inpaint import GANModels
 
-        name = self._check_target(target)
+        name = self.check_target(target)
         with self._lock:
             key = (name, device)
             if key not in self._models:

@@ -39,9 +39,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 40_000_000
 
-    # Restoration defaults (a request may override them within the bounds below).
-    candidates: int = 8
-    steps: int = 200  # = InpaintParams.steps (docs/bench-inpainting.md)
+    # Restoration defaults for requests that do not say (None: the engine's own, InpaintParams)
+    # and the upper limits a request must stay within (restauro.request.RestoreRequest).
+    candidates: int | None = None
+    steps: int | None = None
     max_candidates: int = 64
     max_steps: int = 5000
 

@@ -20,13 +20,18 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from restauro.atomic import write_bytes_atomic, write_json_atomic
+from restauro.bundle import GENERAL, target_name
 from restauro.errors import NotFound
 from restauro.images import encode_png, read_image, write_png
+from restauro.request import RestorePlan
+
+if TYPE_CHECKING:
+    from restauro.restore import RestoreResult
 
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
@@ -44,16 +49,18 @@ class JobNotFound(NotFound):
 # The wire contract between the API (producer) and the workers (consumers): the task's name and
 # one queue per restoration target. Both adapters read it from here, never from each other.
 TASK_NAME = "restauro.restore"
-GENERAL_QUEUE = "restore.general"
-
-
-def cluster_queue(cluster: int) -> str:
-    return f"restore.c{cluster}"
 
 
 def queue_for(target: str) -> str:
-    """Queue of a restoration target as ``restore()`` names it: ``"c3"`` or ``"general"``."""
-    return GENERAL_QUEUE if target == "general" else f"restore.{target}"
+    """The queue of a restoration target, named as bundles name them: ``"c3"`` or ``"general"``."""
+    return f"restore.{target}"
+
+
+def cluster_queue(cluster: int) -> str:
+    return queue_for(target_name(cluster))
+
+
+GENERAL_QUEUE = queue_for(GENERAL)
 
 
 def new_job_id() -> str:
@@ -69,6 +76,16 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
+
+
+def job_status(result: dict[str, Any] | None, state: dict[str, Any] | None) -> str:
+    """A job's status from its result.json and state.json (either may be missing).
+
+    ``result.json`` is written last, so its presence alone means succeeded.
+    """
+    if result is not None:
+        return "succeeded"
+    return (state or {}).get("status", "queued")
 
 
 class JobStore:
@@ -97,20 +114,32 @@ class JobStore:
         return True
 
     # --- written by the API -------------------------------------------------------------------
-    def create(self, job_id: str, rgb: np.ndarray, mask: np.ndarray, job: dict[str, Any]) -> Path:
-        """Store the inputs and the job description; the folder appears complete or not at all."""
+    def create(
+        self, job_id: str, rgb: np.ndarray, mask: np.ndarray, plan: RestorePlan, created: float
+    ) -> dict[str, Any]:
+        """Store the inputs and the job description; the folder appears complete or not at all.
+
+        Returns the job description (``job.json``): the plan, the image's size and when.
+        """
+        job = {
+            "id": job_id,
+            "created": created,
+            **plan.to_dict(),
+            "image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])},
+            "mask_pixels": int(mask.sum()),
+        }
         final = self.path(job_id)
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".staging-{job_id}-"))
         try:
             write_png(staging / INPUT, rgb)
             write_png(staging / MASK, mask.astype(np.uint8) * 255)
-            write_json_atomic(staging / JOB, {**job, "id": job_id}, sort_keys=True)
+            write_json_atomic(staging / JOB, job, sort_keys=True)
             os.rename(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return final
+        return job
 
     def delete(self, job_id: str) -> None:
         folder = self.existing(job_id)
@@ -125,6 +154,14 @@ class JobStore:
         if job is None:
             raise JobNotFound(f"no restoration job {job_id!r}")
         return job
+
+    def read_plan(self, job_id: str) -> RestorePlan:
+        """The plan the API made for this job, for the worker to follow."""
+        return RestorePlan.from_dict(self.read_job(job_id))
+
+    def status(self, job_id: str) -> str:
+        """queued | running | succeeded | failed, from the files alone."""
+        return job_status(self.read_result(job_id), self.read_state(job_id))
 
     def read_state(self, job_id: str) -> dict[str, Any] | None:
         return _read_json(self.path(job_id) / STATE)
@@ -161,18 +198,19 @@ class JobStore:
         write_json_atomic(folder / STATE, state, sort_keys=True, mkdir=False)
         return True
 
-    def write_result(
-        self, job_id: str, candidates: list[np.ndarray], result: dict[str, Any]
-    ) -> bool:
+    def write_result(self, job_id: str, result: RestoreResult, **extra: Any) -> bool:
         """Candidates first, result.json last: a reader that sees the result sees every image.
 
-        Rerunning a job overwrites the same names with the same content (the seed is in job.json).
+        result.json is ``result.to_dict()`` (the CLI's result.json too) plus the job's id, status
+        and ``extra`` (timings, attempt, worker). Rerunning a job overwrites the same names with
+        the same content (the seed is in job.json). False when the job was deleted meanwhile.
         """
         folder = self.path(job_id)
         if not (folder / JOB).is_file():
             return False
-        for n, image in enumerate(candidates, start=1):  # rank 1 = best, as in the CLI
+        for n, image in enumerate(result.candidates, start=1):  # rank 1 = best, as in the CLI
             # No mkdir here (unlike write_png): a job deleted meanwhile must stay deleted.
             write_bytes_atomic(folder / candidate_name(n), encode_png(image), mkdir=False)
-        write_json_atomic(folder / RESULT, result, sort_keys=True, mkdir=False)
+        body = {"id": job_id, "status": "succeeded", **result.to_dict(), **extra}
+        write_json_atomic(folder / RESULT, body, sort_keys=True, mkdir=False)
         return True

@@ -1,46 +1,79 @@
-"""``restore(image, mask, bundle, params)``: the one entry point of the worker and the CLI.
+"""A restoration request end to end in the core: ``plan`` it, ``restore`` it, one result type.
 
-It does what a restoration request means end to end in the core: check the mask against the image,
-route the painting to its cluster (unless the caller names one, or asks for the general DCGAN),
-and run the inpainting engine with that cluster's networks. The adapters only decode uploads,
-call this, and store what it returns.
+The adapters are thin around these two calls. The API decodes the upload, calls :func:`plan`
+(routing happens here, once), stores the plan with the job and enqueues it on the plan's queue;
+the worker reads the job back and calls :func:`restore` with that plan; the CLI and the evaluation
+call :func:`restore` with a request and let it plan. Every one of them writes the same
+:meth:`RestoreResult.to_dict`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from restauro.bundle import GENERAL, Bundle, Route, target_name
+from restauro.bundle import GENERAL, Bundle
+from restauro.errors import InvalidParameter
 from restauro.inpaint import InpaintParams, Restoration, inpaint
-from restauro.masks import validate_mask
+from restauro.jobs import queue_for
 from restauro.progress import Progress
+from restauro.request import AUTO, RestorePlan, RestoreRequest
+
+
+def plan(bundle: Bundle, rgb: np.ndarray, mask: np.ndarray, request: RestoreRequest) -> RestorePlan:
+    """Decide which of ``bundle``'s networks restore this painting, and on which queue.
+
+    ``auto`` routes by the visible pixels (the hole is prefilled so it pulls no cluster); a named
+    cluster must exist in the bundle (UnknownCluster otherwise). ``mask`` is the validated damage
+    mask (``restauro.masks.load_image_and_mask`` checks uploads).
+    """
+    route = None
+    target = request.target
+    if target == AUTO:
+        route = bundle.route(rgb, mask)
+        target = route.cluster
+    name = bundle.check_target(target)
+    return RestorePlan(
+        bundle_version=bundle.version,
+        target=name,
+        queue=queue_for(name),
+        request=replace(request, target=target),
+        route=route,
+    )
 
 
 @dataclass
 class RestoreResult:
-    route: Route | None  # None when the caller chose the cluster or the general model
-    target: str  # "c3" or "general": whose networks restored it
-    bundle_version: str
+    """Ranked restorations of one scan and what produced them (the plan, the engine's report)."""
+
+    plan: RestorePlan
+    params: InpaintParams  # everything the engine was run with (for reproducing the result)
     restoration: Restoration
 
-    def summary(self) -> dict[str, Any]:
-        """The JSON-able part (everything but pixels), as written to result.json."""
+    @property
+    def candidates(self) -> list[np.ndarray]:
+        """Full-resolution RGB images, best first (candidate ``rank`` 1 is index 0)."""
+        return self.restoration.candidates
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able result (everything but pixels): result.json of the CLI and of a job."""
         r = self.restoration
         return {
-            "bundle_version": self.bundle_version,
-            "target": self.target,
-            "route": self.route.to_dict() if self.route else None,
+            "bundle_version": self.plan.bundle_version,
+            "target": self.plan.target,
+            "cluster": self.plan.cluster,
+            "route": self.plan.route.to_dict() if self.plan.route is not None else None,
+            "params": self.params.to_dict(),
             "candidates": [
                 {
-                    "rank": n,
-                    "loss": loss.total,
-                    "contextual": loss.contextual,
-                    "perceptual": loss.perceptual,
+                    "rank": rank,
+                    "loss": round(loss.total, 6),
+                    "contextual": round(loss.contextual, 6),
+                    "perceptual": round(loss.perceptual, 6),
                 }
-                for n, loss in enumerate(r.losses, start=1)
+                for rank, loss in enumerate(r.losses, start=1)
             ],
             "holes": [
                 {
@@ -53,8 +86,8 @@ class RestoreResult:
                 for g in r.groups
             ],
             "steps": r.steps,
-            "seconds": r.seconds,
-            "warnings": r.warnings,
+            "seconds": round(r.seconds, 3),
+            "warnings": list(r.warnings),
         }
 
 
@@ -62,24 +95,24 @@ def restore(
     rgb: np.ndarray,
     mask: np.ndarray,
     bundle: Bundle,
-    params: InpaintParams | None = None,
+    request: RestoreRequest | RestorePlan,
     *,
-    cluster: int | None = None,
-    general: bool = False,
     device: str = "cpu",
     progress: Progress | None = None,
+    engine: InpaintParams | None = None,
 ) -> RestoreResult:
-    """Restore the masked pixels of ``rgb``; pixels outside ``mask`` are returned unchanged."""
-    params = params or InpaintParams()
-    mask = validate_mask(mask, rgb.shape[:2])
-    route = None
-    if general:
-        target: int | str = GENERAL
-    elif cluster is not None:
-        target = cluster
-    else:
-        route = bundle.route(rgb, mask)
-        target = route.cluster
-    models = bundle.models(target, device)  # unknown cluster -> UnknownCluster
+    """Restore the masked pixels of ``rgb``; pixels outside ``mask`` are returned unchanged.
+
+    ``request`` is planned first unless it already is a plan (the worker's case: the API planned
+    it). ``engine`` sets the engine's expert knobs (evaluations, benchmarks); the request's
+    candidates, steps and seed always win.
+    """
+    chosen = request if isinstance(request, RestorePlan) else plan(bundle, rgb, mask, request)
+    if chosen.bundle_version != bundle.version:
+        raise InvalidParameter(
+            f"the plan is for bundle {chosen.bundle_version}, not {bundle.version}"
+        )
+    params = chosen.request.inpaint_params(engine)
+    models = bundle.models(GENERAL if chosen.cluster is None else chosen.cluster, device)
     restoration = inpaint(rgb, mask, models, params, device=device, progress=progress)
-    return RestoreResult(route, target_name(target), bundle.version, restoration)
+    return RestoreResult(chosen, params, restoration)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from restauro.jobs import JobStore
+from restauro.jobs import JobStore, job_status
 from service.queue import JobQueue
 
 TERMINAL = ("succeeded", "failed")
@@ -20,18 +20,11 @@ def job_links(job_id: str, candidates: int = 0) -> dict[str, Any]:
     }
 
 
-def job_status(store: JobStore, job_id: str) -> str:
-    if store.read_result(job_id) is not None:
-        return "succeeded"
-    state = store.read_state(job_id) or {}
-    return state.get("status", "queued")
-
-
 def job_view(store: JobStore, queue: JobQueue | None, job_id: str) -> dict[str, Any]:
     job = store.read_job(job_id)
     result = store.read_result(job_id)
     state = store.read_state(job_id) or {}
-    status = "succeeded" if result is not None else state.get("status", "queued")
+    status = job_status(result, state)
     view: dict[str, Any] = {
         "id": job_id,
         "status": status,
@@ -54,9 +47,10 @@ def job_view(store: JobStore, queue: JobQueue | None, job_id: str) -> dict[str, 
         n = len(result["candidates"])
         base = f"/v1/restorations/{job_id}/candidates"
         view["bundle_version"] = result["bundle_version"]
+        # The result's own candidate records (restauro.restore.RestoreResult.to_dict), plus
+        # where to download each; "n" is the index in that URL (= rank, 1 = best).
         view["candidates"] = [
-            {"n": c["n"], "loss": c["loss"], "url": f"{base}/{c['n']}"}
-            for c in result["candidates"]
+            {**c, "n": c["rank"], "url": f"{base}/{c['rank']}"} for c in result["candidates"]
         ]
         view["warnings"] = result.get("warnings", [])
         view["timings"] = {

@@ -28,8 +28,10 @@ def _now() -> float:
 
 
 def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
-    """Restore one job; returns the small JSON kept in the result backend."""
-    from restauro.inpaint import InpaintParams
+    """Restore one job: read its plan and inputs, restore, write the candidates and result.
+
+    Returns the small JSON kept in the result backend.
+    """
     from restauro.restore import restore
 
     store = JobStore(settings.results_dir)
@@ -39,7 +41,7 @@ def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
     if done is not None:
         return {"id": job_id, "status": "succeeded", "candidates": len(done["candidates"])}
 
-    job = store.read_job(job_id)
+    chosen = store.read_plan(job_id)
     previous = store.read_state(job_id) or {}
     attempt = int(previous.get("attempt", 0)) + 1
     started = _now()
@@ -57,19 +59,9 @@ def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
 
     try:
         rgb, mask = store.read_inputs(job_id, max_pixels=settings.max_pixels)
-        bundle = process_cache(settings.registry).get(job["bundle_version"])
-        p = job["params"]
-        params = InpaintParams(candidates=p["candidates"], steps=p["steps"], seed=p["seed"])
-        general = job["target"] == "general"
+        bundle = process_cache(settings.registry).get(chosen.bundle_version)
         outcome = restore(
-            rgb,
-            mask,
-            bundle,
-            params,
-            cluster=None if general else job["cluster"],
-            general=general,
-            device=resolve_device(settings.device),
-            progress=progress,
+            rgb, mask, bundle, chosen, device=resolve_device(settings.device), progress=progress
         )
     except RestauroError as exc:
         # A typed error is final (a bad bundle, an unknown cluster): retrying would fail the same.
@@ -84,34 +76,12 @@ def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
         )
         raise
 
-    restoration = outcome.restoration
     finished = _now()
-    result = {
-        "id": job_id,
-        "status": "succeeded",
-        "bundle_version": outcome.bundle_version,
-        "target": outcome.target,
-        "route": outcome.route.to_dict() if outcome.route is not None else job.get("route"),
-        "candidates": [
-            {
-                "n": n,
-                "loss": round(float(loss.total), 6),
-                "contextual": round(float(loss.contextual), 6),
-                "perceptual": round(float(loss.perceptual), 6),
-            }
-            for n, loss in enumerate(restoration.losses, start=1)
-        ],
-        "warnings": list(restoration.warnings),
-        "seconds": round(float(restoration.seconds), 3),
-        "started": started,
-        "finished": finished,
-        "attempt": attempt,
-        "worker": _worker(),
-    }
-    if not store.write_result(job_id, list(restoration.candidates), result):
+    extra = {"started": started, "finished": finished, "attempt": attempt, "worker": _worker()}
+    if not store.write_result(job_id, outcome, **extra):
         return {"id": job_id, "status": "deleted"}
     store.write_state(job_id, {**state, "status": "succeeded", "finished": finished})
-    return {"id": job_id, "status": "succeeded", "candidates": len(restoration.candidates)}
+    return {"id": job_id, "status": "succeeded", "candidates": len(outcome.candidates)}
 
 
 def _worker() -> str:

@@ -1,15 +1,16 @@
 """Restoration jobs: submit a damaged scan, poll it, download the candidates, delete it.
 
-One request, in order: the uploads are read within the size limit (uploads.py), decoded and
-validated by the core (pixel limit, mask), routed to the nearest cluster with the current bundle,
-stored as files (restauro/jobs.py), and the job id is enqueued on that cluster's queue. A worker
-restores it (worker/tasks.py) and writes the candidates beside the inputs.
+One request, in order: the form becomes a typed ``RestoreRequest`` (restauro/request.py: one set of
+defaults and bounds, shared with the CLI), the uploads are read within the size limit (uploads.py)
+and decoded and validated by the core (pixel limit, mask), ``plan`` (restauro/restore.py) routes
+the painting with the current bundle and names the queue, the job is stored as files
+(restauro/jobs.py), and the job id is enqueued on the plan's queue. A worker restores it
+(worker/tasks.py) and writes the candidates beside the inputs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from typing import Annotated, Any
 
@@ -18,15 +19,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
 from restauro.config import Settings
-from restauro.errors import InvalidParameter, NotFound, UnknownCluster
-from restauro.jobs import INPUT, MASK, JobStore, candidate_name, new_job_id, queue_for
+from restauro.errors import NotFound
+from restauro.jobs import INPUT, MASK, JobStore, candidate_name, new_job_id
 from restauro.masks import load_image_and_mask
+from restauro.request import RestoreRequest
+from restauro.restore import plan
 from service.bundles import BundleCache
 from service.deps import BundlesDep, MetricsDep, QueueDep, SettingsDep, StoreDep
 from service.errors import NotReady
 from service.queue import JobQueue
 from service.uploads import read_upload
-from service.views import TERMINAL, job_links, job_status, job_view
+from service.views import TERMINAL, job_links, job_view
 
 router = APIRouter(prefix="/v1/restorations", tags=["restorations"])
 
@@ -49,14 +52,6 @@ ERRORS = {
 }
 
 
-def _check_range(name: str, value: int | None, low: int, high: int, default: int) -> int:
-    if value is None:
-        return default
-    if not low <= value <= high:
-        raise InvalidParameter(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
 def _accept(
     settings: Settings,
     store: JobStore,
@@ -64,44 +59,19 @@ def _accept(
     queue: JobQueue,
     image: bytes,
     mask: bytes | None,
-    options: dict[str, Any],
+    request: RestoreRequest,
 ) -> dict[str, Any]:
-    """Decode, route, store, enqueue: the CPU-bound part, run in a worker thread."""
+    """Decode, plan, store, enqueue: the CPU-bound part, run in a worker thread."""
     rgb, hole = load_image_and_mask(image, mask, settings.max_pixels)
-    bundle = bundles.current()
-    route = None
-    if options["general"]:
-        target, cluster = "general", None
-    elif options["cluster"] is not None:
-        cluster = options["cluster"]
-        if cluster not in bundle.cluster_ids:
-            raise UnknownCluster(
-                f"bundle {bundle.version} has no cluster {cluster} (clusters: {bundle.cluster_ids})"
-            )
-        target = f"c{cluster}"
-    else:
-        found = bundle.route(rgb, hole)
-        route = found.to_dict()
-        cluster, target = found.cluster, f"c{found.cluster}"
+    chosen = plan(bundles.current(), rgb, hole, request)
     job_id = new_job_id()
-    job = {
-        "created": round(time.time(), 3),
-        "bundle_version": bundle.version,
-        "target": target,
-        "cluster": cluster,
-        "queue": queue_for(target),
-        "route": route,
-        "params": {k: options[k] for k in ("candidates", "steps", "seed")},
-        "image": {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])},
-        "mask_pixels": int(hole.sum()),
-    }
-    store.create(job_id, rgb, hole, job)
+    job = store.create(job_id, rgb, hole, chosen, created=round(time.time(), 3))
     try:
-        queue.submit(job_id, job["queue"])
+        queue.submit(job_id, chosen.queue)
     except Exception:
         store.delete(job_id)  # a 503 leaves nothing behind
         raise
-    return {"id": job_id, **job}
+    return job
 
 
 @router.post(
@@ -136,23 +106,15 @@ async def submit(
         float, Query(ge=0, le=300, description="wait up to this many seconds for the result")
     ] = 0,
 ) -> JSONResponse:
-    options = {
-        "candidates": _check_range(
-            "candidates", candidates, 1, settings.max_candidates, settings.candidates
-        ),
-        "steps": _check_range("steps", steps, 1, settings.max_steps, settings.steps),
-        "seed": _check_range("seed", seed, 0, 2**31 - 1, secrets.randbelow(2**31)),
-        "cluster": _check_range("cluster", cluster, 0, 10_000, -1),
-        "general": general,
-    }
-    if options["cluster"] == -1:
-        options["cluster"] = None
+    request = RestoreRequest.from_settings(
+        settings, cluster=cluster, general=general, candidates=candidates, steps=steps, seed=seed
+    )
     image_bytes = await read_upload(image, "image", settings.max_upload_bytes)
     mask_bytes = (
         await read_upload(mask, "mask", settings.max_upload_bytes) if mask is not None else None
     )
     job = await run_in_threadpool(
-        _accept, settings, store, bundles, queue, image_bytes, mask_bytes, options
+        _accept, settings, store, bundles, queue, image_bytes, mask_bytes, request
     )
     metrics.submitted.labels(job["queue"]).inc()
     job_id = job["id"]
@@ -160,7 +122,7 @@ async def submit(
 
     deadline = time.monotonic() + wait
     while wait and time.monotonic() < deadline:
-        if job_status(store, job_id) in TERMINAL:
+        if store.status(job_id) in TERMINAL:
             view = await run_in_threadpool(job_view, store, queue, job_id)
             return JSONResponse(view, status_code=200, headers=location)
         await asyncio.sleep(0.1)
@@ -197,7 +159,7 @@ def get_candidate(job_id: str, n: int, store: StoreDep) -> FileResponse:
     store.existing(job_id)  # unknown or malformed id -> 404
     result = store.read_result(job_id)
     if result is None:
-        raise NotReady(f"job {job_id} is {job_status(store, job_id)}: no candidates yet")
+        raise NotReady(f"job {job_id} is {store.status(job_id)}: no candidates yet")
     if not 1 <= n <= len(result["candidates"]):
         raise NotFound(f"job {job_id} has candidates 1..{len(result['candidates'])}, not {n}")
     return _png(store, job_id, candidate_name(n))

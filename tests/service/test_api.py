@@ -108,9 +108,18 @@ def test_wrong_content_types_are_415(client: TestClient, scan_files) -> None:
 
 
 def test_parameters_out_of_bounds_are_422(client: TestClient, scan_files) -> None:
-    for field, value in [("candidates", "0"), ("candidates", "100000"), ("steps", "-1")]:
-        response = client.post("/v1/restorations", files=scan_files, data={field: value})
+    # The same values and words as the CLI's (tests/training/test_cli.py): one RestoreRequest.
+    for data, message in [
+        ({"candidates": "0"}, "candidates must be between 1 and 64, got 0"),
+        ({"candidates": "100000"}, "candidates must be between 1 and 64, got 100000"),
+        ({"steps": "-1"}, "steps must be between 1 and 5000, got -1"),
+        ({"seed": "-1"}, "seed must be between 0 and 2147483647, got -1"),
+        ({"cluster": "-1"}, "cluster must be >= 0, got -1"),
+        ({"cluster": "0", "general": "true"}, "choose a cluster or the general DCGAN, not both"),
+    ]:
+        response = client.post("/v1/restorations", files=scan_files, data=data)
         assert_error(response, 422, "invalid_parameter")
+        assert response.json()["detail"] == message
     response = client.post("/v1/restorations", files=scan_files, data={"steps": "many"})
     assert_error(response, 422, "invalid_request")
 

@@ -180,3 +180,26 @@ def test_inpaint_route_and_models(cli, registry_copy, tmp_path):
     assert code == 1 and "no bundle version 'nope'" in one_error_line(err)
     code, _, err = cli("models", "rollback", "--registry", registry_copy)
     assert code == 1 and "nothing to roll back" in one_error_line(err)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--candidates", "0"], "candidates must be between 1 and 64, got 0"),
+        (["--candidates", "100000"], "candidates must be between 1 and 64, got 100000"),
+        (["--steps", "0"], "steps must be between 1 and 5000, got 0"),
+        (["--seed", "-1"], "seed must be between 0 and 2147483647, got -1"),
+        (["--cluster", "0", "--general"], "choose a cluster or the general DCGAN, not both"),
+    ],
+)
+def test_inpaint_refuses_what_the_api_refuses(cli, tiny_registry, tmp_path, flags, message):
+    """The CLI and the API share RestoreRequest: the same bounds and the same words (test_api)."""
+    scan = textured_image(64, 64, seed=1)
+    mask = np.zeros(scan.shape[:2], np.uint8)
+    mask[20:30, 20:30] = 255
+    (tmp_path / "scan.png").write_bytes(encode_png(scan))
+    (tmp_path / "mask.png").write_bytes(encode_png(mask))
+    args = ["inpaint", tmp_path / "scan.png", "--mask", tmp_path / "mask.png"]
+    code, _, err = cli(*args, "--registry", tiny_registry, *flags, "--out", tmp_path / "o", "-q")
+    assert code == 2 and one_error_line(err) == f"error: {message}"
+    assert not (tmp_path / "o").exists()

@@ -61,6 +61,7 @@ def test_bundle_with_encoders_restores_with_encoder_started_candidates(tmp_path)
     import numpy as np
 
     from restauro.inpaint import InpaintParams
+    from restauro.request import RestoreRequest
     from restauro.restore import restore
     from tests.data import textured_image
 
@@ -79,6 +80,7 @@ def test_bundle_with_encoders_restores_with_encoder_started_candidates(tmp_path)
     scan = textured_image(90, 120, seed=4)
     mask = np.zeros(scan.shape[:2], bool)
     mask[30:50, 40:70] = True
-    result = restore(scan, mask, bundle, InpaintParams(candidates=4, steps=3, encoder_fraction=0.5))
-    assert len(result.restoration.candidates) == 4
+    request = RestoreRequest(candidates=4, steps=3)
+    result = restore(scan, mask, bundle, request, engine=InpaintParams(encoder_fraction=0.5))
+    assert len(result.candidates) == 4
     assert any(g.from_encoder for loss in result.restoration.losses for g in loss.groups)

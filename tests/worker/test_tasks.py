@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from restauro.config import Settings
+from restauro.images import read_image
 from restauro.jobs import (
     RESULT,
     TASK_NAME,
@@ -19,6 +21,7 @@ from restauro.jobs import (
     new_job_id,
     queue_for,
 )
+from restauro.request import RestorePlan, RestoreRequest
 from tests.conftest import square_mask, synthetic_scan
 from worker.celery_app import make_celery
 
@@ -29,21 +32,18 @@ def settings_for(tmp_path: Path, registry: Path) -> Settings:
     )
 
 
-def make_job(store: JobStore, registry: Path, **overrides: object) -> str:
+def make_job(store: JobStore, registry: Path, cluster: int = 0) -> str:
+    """A job as the API stores it: the plan for cluster ``cluster`` of the current bundle."""
     from restauro.registry import Registry
 
     job_id = new_job_id()
-    job = {
-        "created": 0.0,
-        "bundle_version": Registry(registry).current_version(),
-        "target": "c0",
-        "cluster": 0,
-        "queue": "restore.c0",
-        "route": None,
-        "params": {"candidates": 2, "steps": 2, "seed": 3},
-        **overrides,
-    }
-    store.create(job_id, synthetic_scan(), square_mask(), job)
+    plan = RestorePlan(
+        bundle_version=Registry(registry).current_version(),
+        target=f"c{cluster}",
+        queue=f"restore.c{cluster}",
+        request=RestoreRequest(target=cluster, candidates=2, steps=2, seed=3),
+    )
+    store.create(job_id, synthetic_scan(), square_mask(), plan, created=0.0)
     return job_id
 
 
@@ -56,10 +56,17 @@ def test_task_writes_candidates_and_is_idempotent(tmp_path: Path, tiny_registry:
     outcome = app.tasks[TASK_NAME].apply(args=[job_id], task_id=job_id).get()
     assert outcome == {"id": job_id, "status": "succeeded", "candidates": 2}
     result = store.read_result(job_id)
-    assert result["target"] == "c0" and len(result["candidates"]) == 2
+    assert result["target"] == "c0" and result["params"]["seed"] == 3
+    assert [c["rank"] for c in result["candidates"]] == [1, 2]
+    losses = [c["loss"] for c in result["candidates"]]
+    assert losses == sorted(losses)
     first = [store.file(job_id, candidate_name(n)).read_bytes() for n in (1, 2)]
-    restored = store.read_inputs(job_id, settings.max_pixels)[0]
-    assert restored.shape == synthetic_scan().shape
+    scan, mask = synthetic_scan(), square_mask()
+    for n in (1, 2):
+        candidate = read_image(store.file(job_id, candidate_name(n))).rgb
+        assert candidate.shape == scan.shape
+        assert np.array_equal(candidate[~mask], scan[~mask])  # untouched outside the hole
+        assert not np.array_equal(candidate[mask], scan[mask])  # the hole was restored
 
     # A redelivered job whose result was never written restores the same pixels again.
     (store.path(job_id) / RESULT).unlink()
@@ -71,7 +78,7 @@ def test_task_writes_candidates_and_is_idempotent(tmp_path: Path, tiny_registry:
 def test_unknown_cluster_fails_the_job_with_its_code(tmp_path: Path, tiny_registry: Path) -> None:
     settings = settings_for(tmp_path, tiny_registry)
     store = JobStore(settings.results_dir)
-    job_id = make_job(store, tiny_registry, target="c9", cluster=9)
+    job_id = make_job(store, tiny_registry, cluster=9)
     outcome = make_celery(settings).tasks[TASK_NAME].apply(args=[job_id], task_id=job_id).get()
     assert outcome["status"] == "failed" and outcome["error"] == "unknown_cluster"
     assert store.read_state(job_id)["error"] == "unknown_cluster"
