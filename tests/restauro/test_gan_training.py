@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from restauro.gan_checkpoints import read_checkpoint_state
 from restauro.gan_samples import fixed_noise
 from restauro.gan_training import (
     DCGANTrainer,
+    InitialWeights,
     TrainSettings,
     batches_per_epoch,
     seeded_nets,
@@ -50,43 +52,57 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
         assert torch.equal(sa[key], sb[key]), key
 
 
-def colour_distance_and_d_loss(
-    generator: torch.nn.Module,
-    discriminator: torch.nn.Module,
-    config: DCGANConfig,
-    real: np.ndarray,
-) -> tuple[float, float]:
-    """Distance of G's mean colour (eval mode, as inpainting uses G) to the data's, and the
-    D loss on a held batch (train mode, as D was trained: one batch of real, one of fakes)."""
+def mean_colour_distance(generator: torch.nn.Module, config: DCGANConfig) -> float:
+    """Distance of G's mean colour (eval mode, as inpainting uses G) to the data's colour."""
     z = fixed_noise(config, seed=123, count=32)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
     with torch.no_grad():
         generator.eval()
         mean_colour = (generator(z).mean(dim=(0, 2, 3)) + 1) * 127.5
         generator.train()
-        discriminator.train()
-        out_real, out_fake = discriminator(to_model_range(real)), discriminator(generator(z))
-        loss_d = bce(out_real, torch.ones(len(real))) + bce(out_fake, torch.zeros(len(z)))
-    distance = float(np.linalg.norm(mean_colour.numpy() - RED))
-    return distance, float(loss_d)
+    return float(np.linalg.norm(mean_colour.numpy() - RED))
 
 
-def test_training_lowers_d_loss_and_moves_samples_toward_the_data() -> None:
+def test_training_moves_samples_toward_the_data() -> None:
+    """A toy problem with a wide margin: flat red squares, whose colour G learns first.
+
+    Ten epochs roughly halve the distance of G's mean colour to the data's (0.46-0.57 of the
+    start over seeds 0-2 on one and two threads), so "closer than before" holds with room to
+    spare on any CPU. D's loss is deliberately not checked: in an adversarial game it need not
+    fall, and its value after a few epochs is a property of one float trajectory (issue 12).
+    """
     config = DCGANConfig(image_size=64, nz=16, ngf=16, ndf=16)
     settings = TrainSettings(epochs=10, batch_size=16, lr=1e-3, seed=0)
-    images, held = reddish_images(64), reddish_images(32, seed=1)
-    distance_0, loss_d_0 = colour_distance_and_d_loss(*seeded_nets(config, 0), config, held)
+    distance_0 = mean_colour_distance(seeded_nets(config, 0)[0], config)
 
-    result = train_dcgan(images, config, settings)
+    result = train_dcgan(reddish_images(64), config, settings)
     assert not result.generator.training  # handed back ready for inference
 
-    distance_1, loss_d_1 = colour_distance_and_d_loss(
-        result.generator, result.discriminator, config, held
-    )
-    assert loss_d_1 < 0.8 * loss_d_0, (loss_d_0, loss_d_1)
-    assert distance_1 < 0.8 * distance_0, (distance_0, distance_1)
+    distance_1 = mean_colour_distance(result.generator, config)
+    assert distance_1 < distance_0, (distance_0, distance_1)
     assert [h["epoch"] for h in result.history] == list(range(1, 11))
     assert all(np.isfinite(h["loss_d"]) and np.isfinite(h["loss_g"]) for h in result.history)
+
+
+def test_one_step_reaches_and_changes_every_weight_of_g_and_d() -> None:
+    """Gradients flow to every parameter of both nets, the step moves them, losses are finite,
+    and D is trainable again afterwards (the G step freezes it only for its own backward)."""
+    trainer = DCGANTrainer(TINY, TrainSettings(batch_size=16))
+    nets = {"G": trainer.generator, "D": trainer.discriminator}
+    before = {
+        (name, key): p.detach().clone()
+        for name, net in nets.items()
+        for key, p in net.named_parameters()
+    }
+    real = trainer.to_device(to_model_range(reddish_images(16)))
+    stats = trainer.step(real, torch.Generator().manual_seed(0))
+
+    assert all(np.isfinite(v) for v in stats.values()), stats
+    assert all(0 < stats[k] < 1 for k in ("d_x", "d_g_z1", "d_g_z2")), stats
+    for name, net in nets.items():
+        for key, p in net.named_parameters():
+            assert p.requires_grad, (name, key)
+            assert p.grad is not None and torch.isfinite(p.grad).all(), (name, key)
+            assert not torch.equal(p.detach(), before[name, key]), (name, key)
 
 
 def test_same_seed_gives_identical_weights_and_another_seed_does_not() -> None:
@@ -252,3 +268,136 @@ def test_channels_last_changes_layout_not_results() -> None:
         stats.append(trainer.step(real, torch.Generator().manual_seed(0)))
     for key, value in stats[0].items():
         assert stats[1][key] == pytest.approx(value, rel=1e-4), key
+
+
+# --- options for small datasets (issue 8) ---------------------------------------------------------
+def _one_plus_one_equals_two(tmp_path: Path, settings: TrainSettings, **kwargs) -> tuple:
+    images = reddish_images(40)
+    straight = train_dcgan(images, TINY, settings, workdir=tmp_path / "straight", **kwargs)
+    first = replace(settings, epochs=1)
+    train_dcgan(images, TINY, first, workdir=tmp_path / "split", **kwargs)
+    resumed = train_dcgan(images, TINY, settings, workdir=tmp_path / "split", resume=True, **kwargs)
+    assert resumed.resumed_from_epoch == 1
+    return straight, resumed
+
+
+def test_ema_and_diffaugment_resume_bit_for_bit(tmp_path: Path) -> None:
+    settings = TrainSettings(
+        epochs=2, batch_size=16, ema=0.99, diffaugment="color,translation,cutout"
+    )
+    straight, resumed = _one_plus_one_equals_two(tmp_path, settings)
+    assert straight.generator_ema is not None and resumed.generator_ema is not None
+    assert_same_weights(straight.generator_ema, resumed.generator_ema)
+    assert_same_weights(straight.generator, resumed.generator)
+    assert_same_weights(straight.discriminator, resumed.discriminator)
+    assert (tmp_path / "split/checkpoint/generator_ema.safetensors").is_file()
+
+
+def test_the_ema_generator_is_an_average_that_inference_uses() -> None:
+    result = train_dcgan(reddish_images(32), TINY, TrainSettings(epochs=2, batch_size=16, ema=0.9))
+    ema, raw = result.generator_ema, result.generator
+    assert ema is not None and result.inference_generator is ema and not ema.training
+    assert not any(p.requires_grad for p in ema.parameters())
+    differs = [
+        not torch.equal(a, b) for a, b in zip(ema.parameters(), raw.parameters(), strict=True)
+    ]
+    assert all(differs)
+    assert all(torch.isfinite(p).all() for p in ema.parameters())
+    plain = train_dcgan(reddish_images(32), TINY, TrainSettings(epochs=2, batch_size=16))
+    assert plain.generator_ema is None and plain.inference_generator is plain.generator
+
+
+def test_ema_off_and_no_augmentation_train_exactly_as_before() -> None:
+    """The options draw no random numbers when off: the default trajectory is unchanged."""
+    images = reddish_images(32)
+    a = train_dcgan(images, TINY, TrainSettings(epochs=1, batch_size=16))
+    b = train_dcgan(images, TINY, TrainSettings(epochs=1, batch_size=16, ema=0.0, diffaugment=""))
+    assert_same_weights(a.generator, b.generator)
+    with_aug = train_dcgan(
+        images, TINY, TrainSettings(epochs=1, batch_size=16, diffaugment="color")
+    )
+    sa, sb = a.generator.state_dict(), with_aug.generator.state_dict()
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_resumes_only_from_them(
+    tmp_path: Path,
+) -> None:
+    images = reddish_images(32)
+    general = train_dcgan(images, TINY, TrainSettings(epochs=1, batch_size=16, seed=3))
+    init = InitialWeights.from_nets(general.generator, general.discriminator)
+    trainer = DCGANTrainer(TINY, TrainSettings(seed=0), init)
+    assert_same_weights(trainer.generator, general.generator)  # not seed 0's random init
+    assert_same_weights(trainer.discriminator, general.discriminator)
+
+    straight, resumed = _one_plus_one_equals_two(
+        tmp_path, TrainSettings(epochs=2, batch_size=16), init=init
+    )
+    assert_same_weights(straight.generator, resumed.generator)
+    other = InitialWeights.from_nets(*seeded_nets(TINY, 9))
+    with pytest.raises(InvalidParameter, match="initial weights"):
+        train_dcgan(
+            reddish_images(40),
+            TINY,
+            TrainSettings(epochs=3, batch_size=16),
+            workdir=tmp_path / "split",
+            resume=True,
+            init=other,
+        )
+    wider = DCGANConfig(image_size=64, nz=16, ngf=16, ndf=8)
+    with pytest.raises(InvalidParameter, match="initial weights do not fit"):
+        DCGANTrainer(wider, TrainSettings(), init)
+
+
+def test_spectral_norm_d_trains_and_resumes_bit_for_bit(tmp_path: Path) -> None:
+    config = DCGANConfig(image_size=64, nz=16, ngf=8, ndf=8, spectral_norm=True)
+    images = reddish_images(40)
+    settings = TrainSettings(epochs=2, batch_size=16)
+    straight = train_dcgan(images, config, settings, workdir=tmp_path / "a")
+    train_dcgan(images, config, replace(settings, epochs=1), workdir=tmp_path / "b")
+    resumed = train_dcgan(images, config, settings, workdir=tmp_path / "b", resume=True)
+    assert_same_weights(straight.discriminator, resumed.discriminator)  # u, v vectors included
+    assert all(np.isfinite(h["loss_d"]) for h in straight.history)
+
+
+@pytest.mark.parametrize(("small", "large"), [(100, 1000), (500, 1000), (64, 2722)])
+def test_an_iterations_budget_gives_clusters_of_any_size_about_equal_steps(
+    small: int, large: int
+) -> None:
+    settings = TrainSettings(iterations=300, batch_size=64)
+    steps = []
+    for n in (small, large):
+        _, per_epoch, _ = batches_per_epoch(n, 64)
+        steps.append(settings.epochs_for(per_epoch) * per_epoch)
+        assert abs(steps[-1] - 300) <= per_epoch / 2 + 1e-9 or steps[-1] == per_epoch
+    result = train_dcgan(reddish_images(48), TINY, TrainSettings(iterations=7, batch_size=16))
+    assert result.steps == 6 and result.epochs_done == 2  # 3 batches an epoch: 7 -> 2 epochs
+
+
+def test_a_checkpoint_from_before_the_options_existed_still_resumes(tmp_path: Path) -> None:
+    images = reddish_images(16)
+    train_dcgan(images, TINY, TrainSettings(epochs=1, batch_size=16), workdir=tmp_path)
+    path = tmp_path / "checkpoint" / "state.json"
+    state = json.loads(path.read_text())
+    for key in ("ema", "diffaugment", "iterations"):
+        del state["settings"][key]
+    del state["init_sha256"]
+    path.write_text(json.dumps(state))
+    resumed = train_dcgan(
+        images, TINY, TrainSettings(epochs=2, batch_size=16), workdir=tmp_path, resume=True
+    )
+    assert resumed.resumed_from_epoch == 1
+    with pytest.raises(InvalidParameter, match="ema"):
+        train_dcgan(
+            images,
+            TINY,
+            TrainSettings(epochs=3, batch_size=16, ema=0.9),
+            workdir=tmp_path,
+            resume=True,
+        )
+
+
+def test_invalid_options_are_typed_errors() -> None:
+    for bad in ({"ema": 1.0}, {"ema": -0.1}, {"iterations": 0}, {"diffaugment": "rotate"}):
+        with pytest.raises(InvalidParameter):
+            TrainSettings(**bad)

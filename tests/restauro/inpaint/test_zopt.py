@@ -40,6 +40,8 @@ def test_loss_decreases_over_steps(tiny_models):
     params = InpaintParams(candidates=4, steps=60, lr=0.05, patience=0)
     result = ZOptimizer(params).optimize(g, d, target, missing)
     assert result.steps == 60 and len(result.curve) == 60
+    # A toy problem with a wide margin: the optimum is reachable (loss 0), and 60 steps reach
+    # 0.04-0.07 of the start (fixtures of seeds 0-2, one and two threads): 0.5 has 7x room.
     assert float(result.contextual[0]) < 0.5 * float(start.contextual.min())
     assert float(result.total.mean()) < float(start.total.mean())
     assert result.curve[-1] < result.curve[0]
