@@ -248,46 +248,42 @@ def inpaint(
     """Restore a damaged scan: DIR/restored_1.png ... (best first) and DIR/result.json."""
     import hashlib
 
+    from restauro.atomic import write_json_atomic
     from restauro.images import write_png
-    from restauro.inpaint import InpaintParams
+    from restauro.jobs import candidate_name
     from restauro.registry import Registry
+    from restauro.request import RestoreRequest
     from restauro.restore import restore
     from training.progress_bars import StageBars
 
-    settings = get_settings()
-    rgb, mask_array = _read_inputs(image, mask)
-    params = InpaintParams(
-        candidates=candidates or settings.candidates,
-        steps=settings.steps if steps is None else steps,
+    request = RestoreRequest.from_settings(
+        get_settings(),
+        cluster=cluster,
+        general=general,
+        candidates=candidates,
+        steps=steps,
         seed=seed,
     )
+    rgb, mask_array = _read_inputs(image, mask)
     loaded = Registry(_registry(registry)).load(bundle)
     with StageBars(enabled=not quiet) as bars:
         result = restore(
-            rgb,
-            mask_array,
-            loaded,
-            params,
-            cluster=cluster,
-            general=general,
-            device=_device(device),
-            progress=bars,
+            rgb, mask_array, loaded, request, device=_device(device), progress=bars
         )
     out.mkdir(parents=True, exist_ok=True)
-    for n, candidate in enumerate(result.restoration.candidates, start=1):
-        write_png(out / f"restored_{n}.png", candidate)
+    for rank, candidate in enumerate(result.candidates, start=1):
+        write_png(out / candidate_name(rank), candidate)
     summary = {
         "input": str(image),
         "input_sha256": hashlib.sha256(image.read_bytes()).hexdigest(),
-        "params": params.to_dict(),
-        **result.summary(),
+        **result.to_dict(),
     }
-    (out / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(out / "result.json", summary)
     for warning in result.restoration.warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(
-        f"{len(result.restoration.candidates)} restorations by {result.target} "
-        f"(bundle {result.bundle_version}) written to {out}/"
+        f"{len(result.candidates)} restorations by {result.plan.target} "
+        f"(bundle {result.plan.bundle_version}) written to {out}/"
     )
 
 
