@@ -36,9 +36,44 @@ def test_128_px_nets_are_one_block_deeper_than_64() -> None:
 def test_config_round_trip_through_a_dict() -> None:
     config = DCGANConfig(image_size=128, nz=32, ngf=16, ndf=24)
     data = config.to_dict()
-    assert data == {"image_size": 128, "nz": 32, "ngf": 16, "ndf": 24, "nc": 3}
+    assert data == {
+        "image_size": 128,
+        "nz": 32,
+        "ngf": 16,
+        "ndf": 24,
+        "nc": 3,
+        "spectral_norm": False,
+    }
     assert DCGANConfig.from_dict(data) == config
     assert DCGANConfig.from_dict({**data, "unrelated": "ignored"}) == config
+    sn = DCGANConfig(image_size=64, nz=8, ngf=8, ndf=8, spectral_norm=True)
+    assert DCGANConfig.from_dict(sn.to_dict()) == sn
+
+
+def test_a_manifest_written_before_spectral_norm_existed_loads_without_it() -> None:
+    old = {"image_size": 64, "nz": 16, "ngf": 8, "ndf": 8, "nc": 3}  # no spectral_norm key
+    config = DCGANConfig.from_dict(old)
+    assert config.spectral_norm is False
+    keys = Discriminator(config).state_dict().keys()
+    assert keys == Discriminator(DCGANConfig(64, 16, 8, 8)).state_dict().keys()
+
+
+def test_spectral_norm_replaces_batch_norm_in_d_and_bounds_its_layers() -> None:
+    config = DCGANConfig(image_size=64, nz=16, ngf=8, ndf=8, spectral_norm=True)
+    d = Discriminator(config)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5 and all(hasattr(m, "parametrizations") for m in convs)
+    for _ in range(30):  # power iterations run in train-mode forwards
+        d(torch.randn(4, 3, 64, 64))
+    d.eval()
+    for conv in convs:
+        sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+        assert 0.9 < float(sigma) < 1.1
+    assert d(torch.randn(2, 3, 64, 64)).shape == (2,)
+    # G is the same net with or without spectral norm in D: the z-search is unaffected
+    plain = DCGANConfig(image_size=64, nz=16, ngf=8, ndf=8)
+    assert Generator(config).state_dict().keys() == Generator(plain).state_dict().keys()
 
 
 @pytest.mark.parametrize(
