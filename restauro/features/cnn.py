@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from restauro.config import get_settings
 from restauro.errors import InvalidParameter, WeightsUnavailable
 from restauro.features.base import FeatureExtractor, check_inputs
 from restauro.images import resize
@@ -182,9 +181,8 @@ class VGG16Extractor(CNNExtractor):
         return vgg.make_layers(vgg.cfgs["D"], batch_norm=False)
 
     def load_pretrained(self, weights: str | Path | None) -> dict[str, torch.Tensor]:
-        path = weights if weights is not None else get_settings().vgg16_weights
-        if path is not None:
-            return _load_state_file(Path(path), "VGG16", self._HOW)
+        if weights is not None:
+            return _load_state_file(Path(weights), "VGG16", self._HOW)
         try:
             from torchvision.models import VGG16_Weights
 
@@ -220,10 +218,9 @@ class SqueezeNetExtractor(CNNExtractor):
         return squeezenet1_1(weights=None).features
 
     def load_pretrained(self, weights: str | Path | None) -> dict[str, torch.Tensor]:
-        path = weights if weights is not None else get_settings().squeezenet_weights
-        if path is None:
+        if weights is None:
             raise WeightsUnavailable("no SqueezeNet weights file configured; " + self._HOW)
-        return _load_state_file(Path(path), "SqueezeNet", self._HOW)
+        return _load_state_file(Path(weights), "SqueezeNet", self._HOW)
 
     def preprocess(self, batch: torch.Tensor) -> torch.Tensor:
         mean = torch.tensor(self._BGR_MEAN, device=batch.device).view(1, 3, 1, 1)
