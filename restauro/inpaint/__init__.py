@@ -7,6 +7,7 @@ candidates; :class:`ZOptimizer` is the algorithm alone, usable on any generator/
 from restauro.inpaint.blending import PoissonBlender, paste, poisson_blend
 from restauro.inpaint.context import context_weights
 from restauro.inpaint.engine import CandidateLoss, GroupLoss, GroupReport, Restoration, inpaint
+from restauro.inpaint.finetune import GeneratorFineTuner
 from restauro.inpaint.models import GANModels
 from restauro.inpaint.params import InpaintParams
 from restauro.inpaint.zopt import ZOptimizer, ZOptResult
@@ -14,6 +15,7 @@ from restauro.inpaint.zopt import ZOptimizer, ZOptResult
 __all__ = [
     "CandidateLoss",
     "GANModels",
+    "GeneratorFineTuner",
     "GroupLoss",
     "GroupReport",
     "InpaintParams",

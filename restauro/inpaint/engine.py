@@ -1,10 +1,11 @@
 """Restore a full-resolution scan: holes -> context windows -> z-optimization -> blending.
 
-This is the composition layer (the "pipeline" next to the weight-free :class:`ZOptimizer`): it
-cuts each group of holes out of the scan with its context, brings it to the generator's size,
-asks the optimizer for ranked completions, brings them back to full resolution and blends them
-inside the mask. Every pixel outside the mask is copied from the input, so the result equals the
-input bit for bit there.
+This is the composition layer (the "pipeline" next to the weight-free :class:`ZOptimizer` and
+:class:`GeneratorFineTuner`): it cuts each group of holes out of the scan with its context,
+brings it to the generator's size, asks the optimizer for ranked completions (and, when
+``finetune_steps`` > 0, fine-tunes a copy of the generator for the best of them), brings them back
+to full resolution and blends them inside the mask. Every pixel outside the mask is copied from
+the input, so the result equals the input bit for bit there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from restauro.errors import InvalidImage, InvalidParameter
 from restauro.images import from_model_range, resize, to_model_range
 from restauro.inpaint.blending import PoissonBlender, paste
+from restauro.inpaint.finetune import GeneratorFineTuner
 from restauro.inpaint.holes import Box, HoleGroup, find_hole_groups
 from restauro.inpaint.models import GANModels
 from restauro.inpaint.params import InpaintParams
@@ -35,6 +37,7 @@ class GroupLoss:
     contextual: float
     perceptual: float
     from_encoder: bool
+    finetuned: bool = False  # G was fine-tuned for this candidate (Deep Generative Prior)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class GroupReport:
     hole_fraction: float  # hole pixels / visible pixels of the window
     steps: int
     curve: list[float]  # best total loss after each step
+    finetune_steps: int = 0  # Adam steps on each fine-tuned candidate's copy of G
+    finetuned: int = 0  # candidates fine-tuned
 
 
 @dataclass
@@ -111,17 +116,24 @@ def inpaint(
     count = params.candidates
     blended = [rgb.copy() for _ in range(count)]
     raw = [rgb.copy() for _ in range(count)]
-    per_group: list[ZOptResult] = []
+    results: list[ZOptResult] = []
     reports: list[GroupReport] = []
     warnings: list[str] = []
-    total_steps = params.steps * len(groups)
+    finetuner = GeneratorFineTuner(params)
+    tuned = finetuner.count(count)
+    per_group = params.steps + tuned * params.finetune_steps  # progress units of one group
+    total_steps = per_group * len(groups)
     for index, group in enumerate(groups):
         window = _cut_window(rgb, labels, group, size, device)
         fraction = float(window.hole.sum()) / window.hole.size
         warnings += _warnings(group, fraction, params, height, width)
 
         def group_progress(stage: str, done: int, total: int, offset: int = index) -> None:
-            report(progress, stage, offset * params.steps + done, total_steps)
+            report(progress, stage, offset * per_group + done, total_steps)
+
+        def tune_progress(stage: str, done: int, total: int, offset: int = index) -> None:
+            # one bar for the whole restoration: fine-tuning continues the search's "inpaint"
+            report(progress, "inpaint", offset * per_group + params.steps + done, total_steps)
 
         optimizer = ZOptimizer(replace(params, seed=params.seed + index))
         result = optimizer.optimize(
@@ -134,7 +146,17 @@ def inpaint(
             nz=models.config.nz,
             progress=group_progress if progress is not None else None,
         )
-        per_group.append(result)
+        if tuned:
+            result = finetuner.finetune(
+                generator,
+                discriminator,
+                window.target,
+                window.missing,
+                result,
+                window.valid,
+                progress=tune_progress if progress is not None else None,
+            )
+        results.append(result)
         _put_back(result, window, group.side, blended, raw, params.blend)
         reports.append(
             GroupReport(
@@ -144,6 +166,8 @@ def inpaint(
                 hole_fraction=fraction,
                 steps=result.steps,
                 curve=result.curve,
+                finetune_steps=result.finetune_steps,
+                finetuned=tuned,
             )
         )
         report(progress, "blend", index + 1, len(groups))
@@ -151,9 +175,9 @@ def inpaint(
     return Restoration(
         candidates=blended,
         raw=raw,
-        losses=_candidate_losses(per_group, count),
+        losses=_candidate_losses(results, count),
         warnings=warnings,
-        steps=sum(r.steps for r in per_group),
+        steps=sum(r.steps for r in results),
         seconds=time.perf_counter() - started,
         groups=reports,
         model=models.name,
@@ -260,6 +284,7 @@ def _candidate_losses(per_group: list[ZOptResult], count: int) -> list[Candidate
                 contextual=float(r.contextual[i]),
                 perceptual=float(r.perceptual[i]),
                 from_encoder=bool(r.from_encoder[i]),
+                finetuned=bool(r.finetuned[i]) if r.finetuned is not None else False,
             )
             for r in per_group
         ]

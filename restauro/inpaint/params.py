@@ -37,6 +37,12 @@ class InpaintParams:
     context_factor: float = 2.0  # context window side = hole bounding box side x this factor
     max_hole_fraction: float = 0.6  # above this share of hole in its window, warn (still restore)
     blend: bool = True  # Poisson-blend completions into the hole (False: paste raw output)
+    # Generator fine-tuning after the z-search (Deep Generative Prior, Pan et al. 2020):
+    finetune_steps: int = 0  # Adam steps on a copy of G (and z) per fine-tuned candidate; 0 = off
+    finetune_lr: float = 5e-5  # Adam lr on G's weights and z (DGP: ~2e-5 to 1e-4)
+    finetune_candidates: int = 2  # fine-tune the best this many candidates (each its own copy)
+    finetune_perceptual: bool = True  # keep lambda * log(1 - D(G(z))) in the fine-tuning loss
+    finetune_known_weight: float = 1.0  # weight of the L1 over all known pixels (W: a ring only)
 
     def __post_init__(self) -> None:
         checks = [
@@ -77,6 +83,22 @@ class InpaintParams:
             (
                 0.0 < self.max_hole_fraction <= 1.0,
                 f"max_hole_fraction must be in (0, 1], got {self.max_hole_fraction}",
+            ),
+            (
+                isinstance(self.finetune_steps, int) and 0 <= self.finetune_steps <= 2000,
+                f"finetune_steps must be in [0, 2000], got {self.finetune_steps}",
+            ),
+            (
+                _finite(self.finetune_lr) and 0 < self.finetune_lr <= 1e-2,
+                f"finetune_lr must be in (0, 0.01], got {self.finetune_lr}",
+            ),
+            (
+                self.finetune_candidates >= 1,
+                f"finetune_candidates must be >= 1, got {self.finetune_candidates}",
+            ),
+            (
+                _finite(self.finetune_known_weight) and self.finetune_known_weight >= 0,
+                f"finetune_known_weight must be >= 0, got {self.finetune_known_weight}",
             ),
         ]
         for ok, message in checks:

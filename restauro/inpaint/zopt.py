@@ -44,6 +44,8 @@ class ZOptResult:
     from_encoder: torch.Tensor  # (B,) bool: started from the encoder's latent
     steps: int  # Adam steps actually run (early stopping may end before params.steps)
     curve: list[float] = field(default_factory=list)  # best total loss after each step
+    finetuned: torch.Tensor | None = None  # (B,) bool, set by GeneratorFineTuner; None = none
+    finetune_steps: int = 0  # Adam steps on each fine-tuned candidate's copy of G
 
 
 def prior_radius(nz: int) -> float:
