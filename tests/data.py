@@ -17,14 +17,26 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _missing(message: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def paintings_dir() -> Path:
     root = Path(os.environ.get("RESTAURO_TEST_DATA", REPO.parent / "shared/data/paintings"))
     if not (root / "images").is_dir():
-        message = f"paintings corpus not found at {root} (set RESTAURO_TEST_DATA)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        _missing(f"paintings corpus not found at {root} (set RESTAURO_TEST_DATA)")
     return root / "images"
+
+
+def squeezenet_weights() -> Path:
+    """The shipped SqueezeNet 1.1 Caffe weights (``../shared/weights`` or RESTAURO_TEST_WEIGHTS)."""
+    root = Path(os.environ.get("RESTAURO_TEST_WEIGHTS", REPO.parent / "shared/weights"))
+    path = root / "squeezenet1_1_imagenet_caffe.pth"
+    if not path.is_file():
+        _missing(f"SqueezeNet weights not found at {path} (set RESTAURO_TEST_WEIGHTS)")
+    return path
 
 
 def textured_image(h: int, w: int, seed: int = 0) -> np.ndarray:
