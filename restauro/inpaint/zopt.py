@@ -163,8 +163,12 @@ class ZOptimizer:
                 best_perc[rows] = torch.where(better, perc, best_perc[rows])
                 best_z[rows] = torch.where(better[:, None], zs, best_z[rows])
 
-            curve: list[float] = []
-            reference, last_gain, steps_run = math.inf, 0, 0
+            # The best loss after each step stays on the device: reading it back every step would
+            # make the host wait for the GPU once per step (the loop is launch-bound there). It is
+            # read back every EARLY_STOP_EVERY steps when early stopping is on, and once at the end.
+            curve_t: list[torch.Tensor] = []
+            stopper = _EarlyStop(p.patience, p.tolerance)
+            steps_run = 0
             for step in range(p.steps):
                 if step == p.prune_after and 0 < p.keep < len(rows):
                     rows = torch.argsort(best[rows].cpu(), stable=True)[: p.keep].to(device)
@@ -180,13 +184,12 @@ class ZOptimizer:
                 with torch.no_grad():
                     project_to_prior(z, radius)
                 steps_run = step + 1
-                current = float(best.min())
-                curve.append(current)
+                curve_t.append(best.min())
                 report(progress, stage, steps_run, p.steps)
-                if current < reference - p.tolerance * max(abs(reference), 1e-8):
-                    reference, last_gain = current, step
-                elif p.patience and step - last_gain >= p.patience:
-                    break
+                if p.patience and steps_run % EARLY_STOP_EVERY == 0:
+                    recent = torch.stack(curve_t[-EARLY_STOP_EVERY:]).tolist()
+                    if stopper.should_stop(recent, first_step=steps_run - len(recent)):
+                        break
 
             with torch.no_grad():
                 images = generator(z)
@@ -195,6 +198,7 @@ class ZOptimizer:
                 order = torch.argsort(best.cpu(), stable=True).to(device)
                 latents = best_z[order]
                 completions = generator(latents)
+        curve = torch.stack(curve_t).tolist() if curve_t else []
         if curve:
             curve[-1] = min(curve[-1], float(best.min()))
         return ZOptResult(
@@ -207,6 +211,35 @@ class ZOptimizer:
             steps=steps_run,
             curve=curve,
         )
+
+
+EARLY_STOP_EVERY = 10  # steps between read-backs of the loss curve when early stopping is on
+
+
+class _EarlyStop:
+    """Stop when the best loss has not improved by ``tolerance`` (relative) for ``patience`` steps.
+
+    Fed the curve in chunks (the read-backs), it applies the same rule step by step, so it stops
+    at the first chunk boundary at or after the step where a per-step check would have stopped.
+    """
+
+    def __init__(self, patience: int, tolerance: float) -> None:
+        self.patience, self.tolerance = patience, tolerance
+        self.reference, self.last_gain = math.inf, 0
+
+    def should_stop(self, values: list[float], first_step: int) -> bool:
+        for offset, current in enumerate(values):
+            step = first_step + offset
+            # The first value always counts as progress: inf - tolerance * inf is nan, and a
+            # comparison with nan is false (before 2026-12-01 that made every run stop at step
+            # `patience`, whatever its curve did).
+            if not math.isfinite(self.reference) or current < self.reference - self.tolerance * max(
+                abs(self.reference), 1e-8
+            ):
+                self.reference, self.last_gain = current, step
+            elif step - self.last_gain >= self.patience:
+                return True
+        return False
 
 
 def _narrow(

@@ -6,7 +6,7 @@ import torch
 
 from restauro.images import to_model_range
 from restauro.inpaint import InpaintParams, ZOptimizer
-from restauro.inpaint.zopt import prior_radius, project_to_prior
+from restauro.inpaint.zopt import EARLY_STOP_EVERY, _EarlyStop, prior_radius, project_to_prior
 from tests.restauro.inpaint.conftest import synthetic_paintings
 
 
@@ -81,6 +81,27 @@ def test_same_seed_same_result_other_seed_other_result(tiny_models):
 def test_early_stopping_ends_a_plateau(tiny_models):
     result = _run(tiny_models, steps=500, lr=0.05, patience=5, tolerance=0.05)
     assert result.steps < 500 and len(result.curve) == result.steps
+    # The curve is read back from the device in chunks: a stop falls on a chunk boundary.
+    assert result.steps % EARLY_STOP_EVERY == 0
+
+
+def test_early_stopping_that_never_fires_changes_nothing(tiny_models):
+    """Checking for a plateau reads numbers back; it must not change the search itself."""
+    plain = _run(tiny_models, steps=40, seed=2)
+    watched = _run(tiny_models, steps=40, seed=2, patience=1000)
+    assert watched.steps == plain.steps == 40 and watched.curve == plain.curve
+    assert torch.equal(watched.completions, plain.completions)
+    assert plain.curve == sorted(plain.curve, reverse=True)  # the best so far never rises
+
+
+def test_early_stop_rule_matches_a_per_step_check():
+    values = [10.0, 9.0, 8.99, 8.98, 8.97, 8.96, 8.95, 8.94]
+    stepwise = _EarlyStop(patience=3, tolerance=0.01)
+    stop_at = next(i for i, v in enumerate(values) if stepwise.should_stop([v], first_step=i))
+    assert stop_at == 4  # no 1% gain after step 1: the 3rd step without one stops
+    chunked = _EarlyStop(patience=3, tolerance=0.01)
+    assert not chunked.should_stop(values[:4], first_step=0)
+    assert chunked.should_stop(values[4:], first_step=4)
 
 
 def test_latents_stay_in_the_prior_ball(tiny_models):
