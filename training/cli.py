@@ -96,6 +96,24 @@ def train(
     ] = 256,
     pca: Annotated[int | None, typer.Option(help="PCA components before K-means.")] = None,
     width: Annotated[int, typer.Option(help="DCGAN width (ngf = ndf).")] = 64,
+    iterations: Annotated[
+        int | None,
+        typer.Option(help="Gradient steps per DCGAN, whatever its data size (overrides --epochs)."),
+    ] = None,
+    init_from_general: Annotated[
+        bool,
+        typer.Option(help="Train the general DCGAN first and fine-tune every cluster's from it."),
+    ] = False,
+    spectral_norm: Annotated[
+        bool, typer.Option(help="Spectral normalisation in the discriminators.")
+    ] = False,
+    ema: Annotated[
+        float,
+        typer.Option(help="Decay of the EMA of G's weights shipped for inference (0 = off)."),
+    ] = 0.0,
+    diffaugment: Annotated[
+        str, typer.Option(help="DiffAugment on D's inputs, e.g. color,translation,cutout.")
+    ] = "",
     encoder: Annotated[bool, typer.Option(help="Also train a z-encoder per cluster.")] = False,
     encoder_epochs: Annotated[int, typer.Option(help="Encoder training epochs.")] = 5,
     only_cluster: Annotated[
@@ -139,6 +157,11 @@ def train(
         pca=pca,
         ngf=width,
         ndf=width,
+        iterations=iterations,
+        init_from_general=init_from_general,
+        spectral_norm=spectral_norm,
+        ema=ema,
+        diffaugment=diffaugment,
         encoder=encoder,
         encoder_epochs=encoder_epochs,
         only_cluster=only_cluster,

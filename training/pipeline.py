@@ -24,7 +24,7 @@ from restauro.dataset import Dataset, ingest, is_validation
 from restauro.dcgan import DCGANConfig
 from restauro.errors import DatasetError, InvalidParameter
 from restauro.features import create_extractor
-from restauro.gan_training import TrainSettings, train_dcgan
+from restauro.gan_training import InitialWeights, TrainResult, TrainSettings, train_dcgan
 from restauro.progress import Progress, report
 from restauro.registry import Registry
 
@@ -52,6 +52,12 @@ class TrainOptions:
     ngf: int = 64
     ndf: int = 64
     nz: int = 100
+    # data-efficient cluster GANs (issue 8); each is recorded in the manifest's "training"
+    iterations: int | None = None  # gradient steps per DCGAN (rounded to whole epochs): no epochs
+    init_from_general: bool = False  # train general first, fine-tune each cluster GAN from it
+    spectral_norm: bool = False  # spectral normalisation in D (instead of its batch norm)
+    ema: float = 0.0  # decay of the EMA of G's weights; the bundle ships the EMA G (0 = off)
+    diffaugment: str = ""  # DiffAugment policy on D's inputs, e.g. "color,translation,cutout"
     encoder: bool = False
     encoder_epochs: int = 5
     encoder_steps_per_epoch: int = 100
@@ -62,7 +68,20 @@ class TrainOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dcgan_config(self) -> DCGANConfig:
-        return DCGANConfig(self.image_size, self.nz, self.ngf, self.ndf)
+        return DCGANConfig(
+            self.image_size, self.nz, self.ngf, self.ndf, spectral_norm=self.spectral_norm
+        )
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(
+            epochs=self.epochs,
+            iterations=self.iterations,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            device=self.device,
+            ema=self.ema,
+            diffaugment=self.diffaugment,
+        )
 
     def run_key(self) -> str:
         """Runs with the same data and settings share a run folder, which is what resume finds."""
@@ -80,7 +99,13 @@ class TrainOptions:
             "nz",
             "only_cluster",
         )
-        blob = json.dumps([str(self.images.resolve())] + [getattr(self, k) for k in keys])
+        values: list[Any] = [str(self.images.resolve())] + [getattr(self, k) for k in keys]
+        # Options added later join the key only when set, so older runs keep their folder.
+        for name in ("init_from_general", "spectral_norm", "ema", "diffaugment"):
+            value = getattr(self, name)
+            if value:
+                values.append([name, value])
+        blob = json.dumps(values)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -120,16 +145,16 @@ def run_training(options: TrainOptions, progress: Progress | None = None) -> Tra
         assignment, clustering = _assignment_from_base(base, train_set, progress)
 
     config = options.dcgan_config()
-    settings = TrainSettings(
-        epochs=options.epochs,
-        batch_size=options.batch_size,
-        seed=options.seed,
-        device=options.device,
-    )
+    settings = options.train_settings()
     k = cluster_model.k
-    targets: list[int | str] = [*range(k), GENERAL]
+    # The general GAN first: with init_from_general every cluster GAN starts from it.
+    targets: list[int | str] = [GENERAL, *range(k)]
+    init: InitialWeights | None = None
     if base is not None:
         targets = [options.only_cluster]
+        if options.init_from_general:  # the base bundle's general GAN, as published
+            general = base.models(GENERAL, options.device)
+            init = InitialWeights.from_nets(general.generator, general.discriminator)
     all_images = train_set.training_images(options.image_size)
 
     with registry.publishing(options.version) as writer:
@@ -141,7 +166,19 @@ def run_training(options: TrainOptions, progress: Progress | None = None) -> Tra
             _copy_routing_state(base, writer)
         for target in targets:
             images = all_images if target == GENERAL else all_images[assignment == target]
-            _train_target(options, writer, target, images, config, settings, run_dir, progress)
+            result = _train_target(
+                options,
+                writer,
+                target,
+                images,
+                config,
+                settings,
+                run_dir,
+                progress,
+                init=None if target == GENERAL else init,
+            )
+            if target == GENERAL and options.init_from_general:
+                init = InitialWeights.from_nets(result.inference_generator, result.discriminator)
         if base is not None:
             for name in base.manifest["models"]:
                 if name != target_name(options.only_cluster):
@@ -164,6 +201,9 @@ def _check(options: TrainOptions) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(options, name) < 1:
             raise InvalidParameter(f"--{name.replace('_', '-')} must be at least 1")
+    if options.iterations is not None and options.iterations < 1:
+        raise InvalidParameter("--iterations must be at least 1")
+    options.train_settings()  # --ema, --diffaugment: refused before hours of work, not after
     if options.clusters is not None and options.clusters < 1:
         raise InvalidParameter("--clusters must be a positive number or 'auto'")
     if options.max_images is not None and options.max_images < 1:
@@ -217,8 +257,20 @@ def _assignment_from_base(base: Bundle, train_set: Dataset, progress: Progress |
 
 
 def _train_target(
-    options, writer: BundleWriter, target, images, config, settings, run_dir, progress
-) -> None:
+    options: TrainOptions,
+    writer: BundleWriter,
+    target: int | str,
+    images: np.ndarray,
+    config: DCGANConfig,
+    settings: TrainSettings,
+    run_dir: Path,
+    progress: Progress | None,
+    init: InitialWeights | None = None,
+) -> TrainResult:
+    """Train one target's DCGAN (from ``init`` when given) and add its nets to the bundle.
+
+    The bundle gets the inference generator (the EMA one when ``ema`` > 0) and D.
+    """
     name = target_name(target)
     if len(images) == 0:
         raise DatasetError(f"{name} has no training paintings")
@@ -230,13 +282,15 @@ def _train_target(
         workdir=workdir,
         resume=options.resume,
         progress=progress,
+        init=init,
     )
+    generator = result.inference_generator
     encoder = encoder_config = None
     if options.encoder:
         from restauro.encoder import EncoderSettings, train_encoder
 
         enc = train_encoder(
-            result.generator,
+            generator,
             images,
             settings=EncoderSettings(
                 epochs=options.encoder_epochs,
@@ -252,13 +306,23 @@ def _train_target(
     samples = sorted((workdir / "samples").glob("*.png"))
     writer.add_models(
         target,
-        result.generator,
+        generator,
         result.discriminator,
         encoder=encoder,
         encoder_config=encoder_config,
         samples_png=samples[-1].read_bytes() if samples else None,
-        info={"size": len(images), "epochs": options.epochs, "history": result.history},
+        info={
+            "size": len(images),
+            "epochs": result.epochs_done,
+            "steps": result.steps,
+            "ema": settings.ema or None,  # the generator file is the EMA generator
+            "diffaugment": settings.diffaugment or None,
+            "spectral_norm": config.spectral_norm,
+            "init": "general" if init is not None else None,
+            "history": result.history,
+        },
     )
+    return result
 
 
 def _copy_routing_state(base: Bundle, writer: BundleWriter) -> None:

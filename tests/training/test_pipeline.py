@@ -84,3 +84,53 @@ def test_bundle_with_encoders_restores_with_encoder_started_candidates(tmp_path)
     result = restore(scan, mask, bundle, request, engine=InpaintParams(encoder_fraction=0.5))
     assert len(result.candidates) == 4
     assert any(g.from_encoder for loss in result.restoration.losses for g in loss.groups)
+
+
+def test_data_efficient_options_are_trained_recorded_and_load(tmp_path):
+    """init from general + EMA + spectral norm + DiffAugment + an iterations budget, end to end."""
+    import torch
+
+    from restauro.bundle import GENERAL
+
+    outcome = run_training(
+        tiny_train_options(
+            tmp_path / "reg",
+            max_images=24,
+            iterations=2,
+            init_from_general=True,
+            spectral_norm=True,
+            ema=0.9,
+            diffaugment="color,translation,cutout",
+        )
+    )
+    manifest = outcome.manifest
+    training = manifest["training"]
+    assert training["init_from_general"] and training["spectral_norm"] and training["ema"] == 0.9
+    assert training["diffaugment"] == "color,translation,cutout" and training["iterations"] == 2
+    for name in ("c0", "c1", "general"):
+        info = manifest["models"][name]
+        assert info["dcgan"]["spectral_norm"] is True and info["ema"] == 0.9
+        assert info["steps"] >= 1
+    assert manifest["models"]["general"]["init"] is None
+    assert manifest["models"]["c0"]["init"] == manifest["models"]["c1"]["init"] == "general"
+
+    bundle = Registry(tmp_path / "reg").load()  # sha256-checked; D built with spectral norm
+    d = bundle.models(0).discriminator
+    assert any(hasattr(m, "parametrizations") for m in d.modules())
+    assert torch.isfinite(d(torch.zeros(1, 3, 64, 64))).all()
+    # the shipped G is the EMA generator of the run's checkpoint
+    run = next((tmp_path / "reg" / ".runs").iterdir())
+    from restauro.safetensors_io import load_module_state
+
+    ema = load_module_state(run / "general/checkpoint/generator_ema.safetensors")
+    shipped = bundle.models(GENERAL).generator.state_dict()
+    assert all(torch.equal(ema[k], shipped[k].contiguous()) for k in ema)
+
+
+def test_only_cluster_can_fine_tune_from_the_base_bundles_general(tiny_registry, tmp_path):
+    registry = Registry(shutil.copytree(tiny_registry, tmp_path / "reg"))
+    outcome = run_training(
+        tiny_train_options(registry.root, only_cluster=0, epochs=1, init_from_general=True)
+    )
+    assert outcome.manifest["models"]["c0"]["init"] == "general"
+    registry.load(outcome.version)
