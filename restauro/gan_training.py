@@ -250,7 +250,7 @@ class DCGANTrainer:
     def to_device(self, batch: torch.Tensor) -> torch.Tensor:
         return batch.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
-    def step(self, real: torch.Tensor, rng: torch.Generator) -> dict[str, float]:
+    def step(self, real: torch.Tensor, rng: torch.Generator) -> dict[str, torch.Tensor]:
         """One D step then one G step on a batch of real images (NCHW in [-1, 1], on device).
 
         All randomness (noise, augmentations) is drawn from ``rng`` before any net runs, in a
@@ -292,13 +292,15 @@ class DCGANTrainer:
             self.ema.update(netG, self.updates)
         self.updates += 1
 
+        # 0-dim tensors on the device, not floats: reading a number back makes the host wait for
+        # the GPU, five times a step; the epoch loop sums them on the device and reads once.
         with torch.no_grad():
             return {
-                "loss_d": float(err_d_real + err_d_fake),
-                "loss_g": float(err_g),
-                "d_x": float(torch.sigmoid(out_real).mean()),
-                "d_g_z1": float(torch.sigmoid(out_fake).mean()),  # before D's update
-                "d_g_z2": float(torch.sigmoid(out_gen).mean()),  # after D's update
+                "loss_d": (err_d_real + err_d_fake).detach(),
+                "loss_g": err_g.detach(),
+                "d_x": torch.sigmoid(out_real).mean(),
+                "d_g_z1": torch.sigmoid(out_fake).mean(),  # before D's update
+                "d_g_z2": torch.sigmoid(out_gen).mean(),  # after D's update
             }
 
     # --- checkpoints ----------------------------------------------------------------------------
@@ -387,7 +389,7 @@ def train_dcgan(
     for epoch in range(start_epoch, epochs):
         rng = epoch_generator(settings.seed, epoch)
         order = torch.randperm(len(images), generator=rng).numpy()
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
         started = time.perf_counter()
         trainer.generator.train()
         trainer.discriminator.train()
@@ -395,10 +397,11 @@ def train_dcgan(
             # uint8 until the batch is picked: float copies of a whole collection would take 4x
             real = trainer.to_device(to_model_range(images[order[i * batch : (i + 1) * batch]]))
             for key, value in trainer.step(real, rng).items():
-                sums[key] = sums.get(key, 0.0) + value
+                sums[key] = sums[key] + value if key in sums else value
             report(progress, stage, epoch * n_batches + i + 1, total)
+        means = {k: float(v) / n_batches for k, v in sums.items()}  # one read-back per epoch
         seconds = time.perf_counter() - started
-        record = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}}
+        record = {"epoch": epoch + 1, **means}
         record.update(seconds=seconds, images_per_s=n_batches * batch / max(seconds, 1e-9))
         history.append(record)
         if settings.bn_calibration > 0:  # for the generator inpainting will use

@@ -94,7 +94,7 @@ def test_one_step_reaches_and_changes_every_weight_of_g_and_d() -> None:
         for key, p in net.named_parameters()
     }
     real = trainer.to_device(to_model_range(reddish_images(16)))
-    stats = trainer.step(real, torch.Generator().manual_seed(0))
+    stats = {k: float(v) for k, v in trainer.step(real, torch.Generator().manual_seed(0)).items()}
 
     assert all(np.isfinite(v) for v in stats.values()), stats
     assert all(0 < stats[k] < 1 for k in ("d_x", "d_g_z1", "d_g_z2")), stats
@@ -265,7 +265,8 @@ def test_channels_last_changes_layout_not_results() -> None:
         trainer = DCGANTrainer(TINY, TrainSettings(batch_size=16, channels_last=channels_last))
         real = trainer.to_device(images)
         assert real.is_contiguous(memory_format=torch.channels_last) == channels_last
-        stats.append(trainer.step(real, torch.Generator().manual_seed(0)))
+        step = trainer.step(real, torch.Generator().manual_seed(0))
+        stats.append({k: float(v) for k, v in step.items()})
     for key, value in stats[0].items():
         assert stats[1][key] == pytest.approx(value, rel=1e-4), key
 
