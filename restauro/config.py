@@ -49,6 +49,24 @@ class Settings(BaseSettings):
     # HTTP API keys (header ``X-API-Key``); empty means no authentication (localhost use).
     api_keys: list[str] = Field(default_factory=list)
 
+    # --- Webhooks and the API's routing pool (issue 11) ----------------------------------------
+    # A request's ``callback_url`` receives the job's JSON when the job ends, signed with
+    # HMAC-SHA256 (restauro/webhooks.py). Off until a secret is set; only hosts on the allow-list
+    # are called ("*" = any host, "*.example.org" = that domain and its subdomains).
+    # As variables: RESTAURO_WEBHOOK_SECRET=..., RESTAURO_WEBHOOK_HOSTS='["hooks.museum.org"]'.
+    webhook_secret: str | None = Field(default=None, repr=False)
+    webhook_hosts: list[str] = Field(default_factory=list)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)  # per attempt, connect + response
+    # Retries (1 s, 2 s, 4 s ... capped at webhook_backoff_max_s) stop once this much time has
+    # passed since the first attempt; the job view then says the delivery failed.
+    webhook_retry_window_s: float = Field(default=600.0, ge=0)
+    webhook_backoff_s: float = Field(default=1.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=60.0, gt=0)
+    webhook_senders: int = Field(default=2, ge=1)  # delivery threads per worker process
+    # Uploads are decoded and routed (feature extraction) in a pool of this many threads, off
+    # the event loop, so status polls and downloads are answered while uploads are routed.
+    route_threads: int = Field(default=2, ge=1)
+
     @classmethod
     def from_flags(cls, **flags: object) -> Settings:
         """Environment first, then the command-line flags that were actually given (not None)."""

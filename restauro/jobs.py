@@ -4,7 +4,11 @@ A job is a folder ``RESULTS/<id>/``. The API writes the inputs and ``job.json`` 
 staging folder renamed into place, so a half-written job is never visible); the worker writes
 ``state.json`` as it starts and fails, and ``restored_<n>.png`` then ``result.json`` when done.
 ``result.json`` is written last, so its presence means the candidates are complete. Images never
-travel through the queue: the queue carries the job id only.
+travel through the queue: the queue carries the job id only. A job with a ``callback_url`` also
+gets ``webhook.json``, the record of its delivery (created once, when the job ends).
+
+:meth:`JobStore.view` composes the JSON a client sees for a job from these files: the API answers
+``GET /v1/restorations/{id}`` with it and the worker POSTs it to the callback URL.
 
 Both adapters need this layout and must not import each other, so it lives in the core; it imports
 no web or queue framework.
@@ -18,7 +22,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +44,9 @@ MASK = "mask.png"
 JOB = "job.json"
 STATE = "state.json"
 RESULT = "result.json"
+WEBHOOK = "webhook.json"
+
+TERMINAL = ("succeeded", "failed")  # a job in one of these never changes again
 
 
 class JobNotFound(NotFound):
@@ -86,6 +93,38 @@ def job_status(result: dict[str, Any] | None, state: dict[str, Any] | None) -> s
     if result is not None:
         return "succeeded"
     return (state or {}).get("status", "queued")
+
+
+def job_links(job_id: str, candidates: int = 0, result: bool = False) -> dict[str, Any]:
+    """Where a job's files are served, relative to the API's base URL."""
+    base = f"/v1/restorations/{job_id}"
+    links: dict[str, Any] = {
+        "self": base,
+        "original": f"{base}/original",
+        "mask": f"{base}/mask",
+        "candidates": [f"{base}/candidates/{n}" for n in range(1, candidates + 1)],
+    }
+    if result:
+        links["result"] = f"{base}/result.json"
+    return links
+
+
+def webhook_view(url: str | None, record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The delivery part of a job's view: None without a callback URL; "waiting" until the job
+    ends, then pending / retrying / delivered / failed with the attempts and the last error."""
+    if url is None:
+        return None
+    record = record or {}
+    return {
+        "url": url,
+        "status": record.get("status", "waiting"),
+        "delivered": record.get("status") == "delivered",
+        "attempts": record.get("attempts", 0),
+        "last_error": record.get("last_error"),
+        "last_status_code": record.get("last_status_code"),
+        "delivered_at": record.get("delivered_at"),
+        "next_attempt_at": record.get("next_attempt_at"),
+    }
 
 
 class JobStore:
@@ -169,6 +208,61 @@ class JobStore:
     def read_result(self, job_id: str) -> dict[str, Any] | None:
         return _read_json(self.path(job_id) / RESULT)
 
+    def view(
+        self, job_id: str, progress: Callable[[str], dict[str, Any] | None] | None = None
+    ) -> dict[str, Any]:
+        """The job as clients see it: ``GET /v1/restorations/{id}`` and the webhook's body.
+
+        Status, plan, candidate records and download links from the files; ``progress`` (the
+        API's result backend) is asked only while the job runs.
+        """
+        job = self.read_job(job_id)
+        result = self.read_result(job_id)
+        state = self.read_state(job_id) or {}
+        status = job_status(result, state)
+        view: dict[str, Any] = {
+            "id": job_id,
+            "status": status,
+            "created": job["created"],
+            "bundle_version": job["bundle_version"],
+            "target": job["target"],
+            "cluster": job["cluster"],
+            "queue": job["queue"],
+            "route": job.get("route"),
+            "params": job["params"],
+            "image": job.get("image"),
+        }
+        if status == "running":
+            view["attempt"] = state.get("attempt")
+            view["progress"] = progress(job_id) if progress is not None else None
+        if status == "failed":
+            view["error"] = {"error": state.get("error"), "detail": state.get("detail")}
+        n = 0
+        if result is not None:
+            n = len(result["candidates"])
+            base = f"/v1/restorations/{job_id}/candidates"
+            view["bundle_version"] = result["bundle_version"]
+            # The result's own candidate records (restauro.restore.RestoreResult.to_dict), plus
+            # where to download each; "n" is the index in that URL (= rank, 1 = best).
+            view["candidates"] = [
+                {**c, "n": c["rank"], "url": f"{base}/{c['rank']}"} for c in result["candidates"]
+            ]
+            view["warnings"] = result.get("warnings", [])
+            view["timings"] = {
+                "restoration_seconds": result.get("seconds"),
+                "queued_seconds": round(result["started"] - job["created"], 3),
+                "total_seconds": round(result["finished"] - job["created"], 3),
+            }
+            view["attempt"] = result.get("attempt")
+        url = job.get("callback_url")
+        if url is not None:
+            view["webhook"] = webhook_view(url, self.read_webhook(job_id))
+        view["links"] = job_links(job_id, n, result=result is not None)
+        return view
+
+    def read_webhook(self, job_id: str) -> dict[str, Any] | None:
+        return _read_json(self.path(job_id) / WEBHOOK)
+
     def read_inputs(self, job_id: str, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
         folder = self.existing(job_id)
         rgb = read_image(folder / INPUT, max_pixels=max_pixels).rgb
@@ -190,6 +284,35 @@ class JobStore:
                 yield entry.name
 
     # --- written by the worker --------------------------------------------------------------------
+    def claim_webhook(self, job_id: str, record: dict[str, Any]) -> bool:
+        """Create ``webhook.json`` unless it exists: the one delivery of this job's end.
+
+        Exclusive creation makes "once per job" hold across processes and redeliveries: a job
+        redelivered after it ended, or reported by two signals, finds the claim taken.
+        """
+        folder = self.path(job_id)
+        if not (folder / JOB).is_file():
+            return False
+        # Written aside, then hard-linked into place: link() fails if the name exists, and a
+        # reader never sees a half-written record.
+        tmp = folder / f".{WEBHOOK}.{uuid.uuid4().hex[:8]}.claim"
+        try:
+            tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            os.link(tmp, folder / WEBHOOK)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
+    def write_webhook(self, job_id: str, record: dict[str, Any]) -> bool:
+        """Update the delivery record; False when the job was deleted meanwhile."""
+        folder = self.path(job_id)
+        if not (folder / JOB).is_file():
+            return False
+        write_json_atomic(folder / WEBHOOK, record, sort_keys=True, mkdir=False)
+        return True
+
     def write_state(self, job_id: str, state: dict[str, Any]) -> bool:
         """Record the worker's view; False when the job was deleted meanwhile."""
         folder = self.path(job_id)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from restauro.bundle import GENERAL, Route, Target
 from restauro.errors import InvalidParameter
 from restauro.inpaint.params import InpaintParams
+from restauro.webhooks import check_callback_url, check_url_shape
 
 if TYPE_CHECKING:
     from restauro.config import Settings
@@ -43,14 +44,17 @@ class RestoreRequest:
     """What a caller asks for: which networks, how many completions, how long a search, which seed.
 
     ``target`` is ``"auto"`` (route by the painting's visible pixels), ``"general"`` (the general
-    DCGAN, the paper's baseline) or a cluster id. Construction checks the values' own bounds;
-    :meth:`from_settings` also applies a deployment's defaults and upper limits.
+    DCGAN, the paper's baseline) or a cluster id. ``callback_url``: where to POST the job's JSON
+    when it ends (restauro/webhooks.py); it travels with the job, not with the search.
+    Construction checks the values' own bounds; :meth:`from_settings` also applies a deployment's
+    defaults and upper limits (and its webhook allow-list).
     """
 
     target: Target = AUTO
     candidates: int = InpaintParams.candidates
     steps: int = InpaintParams.steps
     seed: int = 0
+    callback_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.target not in (AUTO, GENERAL):
@@ -58,6 +62,8 @@ class RestoreRequest:
         check_range("candidates", self.candidates, 1)
         check_range("steps", self.steps, 1)
         check_range("seed", self.seed, 0, MAX_SEED)
+        if self.callback_url is not None:
+            check_url_shape(self.callback_url)
 
     @classmethod
     def from_settings(
@@ -69,8 +75,13 @@ class RestoreRequest:
         candidates: int | None = None,
         steps: int | None = None,
         seed: int | None = None,
+        callback_url: str | None = None,
     ) -> RestoreRequest:
-        """A request from user input; None = the deployment's default (a random seed for seed)."""
+        """A request from user input; None = the deployment's default (a random seed for seed).
+
+        A ``callback_url`` must pass the deployment's webhook rules (a secret is set, the host
+        is allowed): refused here, before anything is uploaded or routed.
+        """
         if general and cluster is not None:
             raise InvalidParameter("choose a cluster or the general DCGAN, not both")
         if candidates is None:
@@ -81,7 +92,17 @@ class RestoreRequest:
         check_range("steps", steps, 1, settings.max_steps)
         target: Target = GENERAL if general else (AUTO if cluster is None else cluster)
         seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
-        return cls(target=target, candidates=candidates, steps=steps, seed=seed)
+        if callback_url is not None:
+            callback_url = check_callback_url(
+                callback_url, settings.webhook_hosts, settings.webhook_secret
+            )
+        return cls(
+            target=target,
+            candidates=candidates,
+            steps=steps,
+            seed=seed,
+            callback_url=callback_url,
+        )
 
     def params(self) -> dict[str, Any]:
         """The search parameters as stored in ``job.json`` and shown by the API."""
@@ -126,13 +147,16 @@ class RestorePlan:
             "queue": self.queue,
             "route": self.route.to_dict() if self.route is not None else None,
             "params": self.request.params(),
+            "callback_url": self.request.callback_url,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RestorePlan:
         cluster = data.get("cluster")
         target: Target = GENERAL if cluster is None else int(cluster)
-        request = RestoreRequest(target=target, **data["params"])
+        request = RestoreRequest(
+            target=target, callback_url=data.get("callback_url"), **data["params"]
+        )
         route = data.get("route")
         return cls(
             bundle_version=data["bundle_version"],

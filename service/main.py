@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from restauro.config import Settings, get_settings
 from restauro.jobs import GENERAL_QUEUE, JobStore, cluster_queue
@@ -11,11 +16,13 @@ from service.deps import require_api_key
 from service.errors import install_error_handlers
 from service.metrics import JobCollector, Metrics, QueueCollector, RequestMetrics
 from service.queue import JobQueue
-from service.routers import health, models, restorations, routing
+from service.routers import health, models, page, restorations, routing
 from service.uploads import MULTIPART_SLACK, UploadGuard
 
 DESCRIPTION = """
 Restores damaged scans of paintings with cluster-specialized GANs.
+
+A restoration page for people is served at `/`.
 
 Submit a scan and its damage mask (white = missing) to `POST /v1/restorations`; the scan is routed
 to the visually nearest cluster of paintings and restored by that cluster's generator. Poll
@@ -28,7 +35,14 @@ to the visually nearest cluster of paintings and restored by that cluster's gene
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app; with ``settings`` it ignores the environment (tests, ``python -m service``)."""
     settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.routing.shutdown(wait=False, cancel_futures=True)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Restauro",
         version="0.1.0",
         description=DESCRIPTION,
@@ -46,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.bundles = BundleCache(settings.registry)
     app.state.queue = JobQueue(settings)
     app.state.metrics = Metrics()
+    # Decoding and routing uploads (CPU-bound) get their own threads: status polls and downloads
+    # are served by Starlette's thread pool and the event loop, never queued behind routing.
+    app.state.routing = ThreadPoolExecutor(settings.route_threads, thread_name_prefix="route")
     app.state.metrics.add_collector(JobCollector(app.state.store))
     app.state.metrics.add_collector(QueueCollector(lambda: _queue_depths(app)))
 
@@ -55,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routing.router, dependencies=keyed)
     app.include_router(models.router, dependencies=keyed)
     app.include_router(health.router)
+    # The restoration page: static files, no key needed (the API calls it makes send one).
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
 
     app.add_middleware(
         UploadGuard,

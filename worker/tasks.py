@@ -4,6 +4,9 @@ The message carries only the job id; the inputs and parameters are in the job's 
 ``restauro/jobs.py``). The task is idempotent: the seed is fixed in ``job.json``, so a job
 redelivered after a worker died rewrites the same candidates, and a job whose ``result.json``
 exists is already done. Progress goes to the result backend as task state ``PROGRESS``.
+
+When a task ends, whichever way (result, typed failure, crash, time limit), the job's webhook is
+handed to this process's delivery threads (worker/webhooks.py) and the worker takes its next job.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import socket
 import time
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 
 from restauro.config import Settings, resolve_device
 from restauro.errors import RestauroError
 from restauro.jobs import TASK_NAME, JobStore
 from worker.model_cache import process_cache
+from worker.webhooks import notify_job_end
 
 PROGRESS_EVERY_S = 0.5  # progress updates are writes to the backend: throttle them
 
@@ -94,3 +98,18 @@ def register_tasks(app: Celery) -> None:
     @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, shared=False)
     def restore_job(self: Task, job_id: str) -> dict[str, Any]:
         return run_job(self, self.app.conf.restauro_settings, job_id)
+
+    def job_ended(sender: Task | None = None, args: Any = None, **_: Any) -> None:
+        """task_postrun (in the process that ran the job, after its failure was recorded) and
+        task_failure (also in a prefork parent whose child was killed at the hard time limit).
+        Both may fire for one job: the delivery is claimed once (restauro/jobs.py)."""
+        if sender is None or sender.name != TASK_NAME or sender.app is not app:
+            return
+        job_id = args[0] if args else None
+        notify_job_end(app.conf.restauro_settings, job_id)
+
+    # Weak references (the default) to a function the app keeps: a discarded app's receiver
+    # goes away with it.
+    app.conf.restauro_job_ended = job_ended
+    signals.task_postrun.connect(job_ended)
+    signals.task_failure.connect(job_ended)

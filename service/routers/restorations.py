@@ -6,21 +6,27 @@ and decoded and validated by the core (pixel limit, mask), ``plan`` (restauro/re
 the painting with the current bundle and names the queue, the job is stored as files
 (restauro/jobs.py), and the job id is enqueued on the plan's queue. A worker restores it
 (worker/tasks.py) and writes the candidates beside the inputs.
+
+Decoding and routing are CPU-bound (feature extraction): they run in the app's routing pool
+(``Settings.route_threads`` threads, ``app.state.routing``), never on the event loop and never in
+the thread pool that serves status polls and downloads, so those stay fast while uploads are
+routed (docs/bench-service.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 
 from restauro.config import Settings
 from restauro.errors import NotFound
-from restauro.jobs import INPUT, MASK, JobStore, candidate_name, new_job_id
+from restauro.jobs import INPUT, MASK, RESULT, JobStore, candidate_name, new_job_id
 from restauro.masks import load_image_and_mask
 from restauro.request import RestoreRequest
 from restauro.restore import plan
@@ -41,6 +47,7 @@ ACCEPTED_EXAMPLE = {
     "queue": "restore.c1",
     "bundle_version": "20261122-143005-3fa9c1",
     "route": {"cluster": 1, "distances": {"0": 41.2, "1": 17.9}},
+    "callback_url": None,
     "links": {"self": "/v1/restorations/3f0c5e0d9b5c4a7e8f1d2c3b4a596877"},
 }
 ERRORS = {
@@ -61,7 +68,7 @@ def _accept(
     mask: bytes | None,
     request: RestoreRequest,
 ) -> dict[str, Any]:
-    """Decode, plan, store, enqueue: the CPU-bound part, run in a worker thread."""
+    """Decode, plan, store, enqueue: the CPU-bound part, run in the routing pool."""
     rgb, hole = load_image_and_mask(image, mask, settings.max_pixels)
     chosen = plan(bundles.current(), rgb, hole, request)
     job_id = new_job_id()
@@ -85,6 +92,7 @@ def _accept(
     },
 )
 async def submit(
+    http: Request,
     settings: SettingsDep,
     store: StoreDep,
     bundles: BundlesDep,
@@ -102,20 +110,34 @@ async def submit(
     seed: Annotated[int | None, Form(description="same seed, same result")] = None,
     cluster: Annotated[int | None, Form(description="override routing")] = None,
     general: Annotated[bool, Form(description="use the general DCGAN (baseline)")] = False,
+    callback_url: Annotated[
+        str | None,
+        Form(
+            description="POST the job's JSON here when it ends, signed (docs/api.md, Webhooks); "
+            "http(s) on a host the server allows"
+        ),
+    ] = None,
     wait: Annotated[
         float, Query(ge=0, le=300, description="wait up to this many seconds for the result")
     ] = 0,
 ) -> JSONResponse:
     request = RestoreRequest.from_settings(
-        settings, cluster=cluster, general=general, candidates=candidates, steps=steps, seed=seed
+        settings,
+        cluster=cluster,
+        general=general,
+        candidates=candidates,
+        steps=steps,
+        seed=seed,
+        callback_url=callback_url,
     )
     image_bytes = await read_upload(image, "image", settings.max_upload_bytes)
     mask_bytes = (
         await read_upload(mask, "mask", settings.max_upload_bytes) if mask is not None else None
     )
-    job = await run_in_threadpool(
+    accept = functools.partial(
         _accept, settings, store, bundles, queue, image_bytes, mask_bytes, request
     )
+    job = await asyncio.get_running_loop().run_in_executor(http.app.state.routing, accept)
     metrics.submitted.labels(job["queue"]).inc()
     job_id = job["id"]
     location = {"Location": f"/v1/restorations/{job_id}"}
@@ -135,6 +157,7 @@ async def submit(
         "queue": job["queue"],
         "bundle_version": job["bundle_version"],
         "route": job["route"],
+        "callback_url": job.get("callback_url"),
         "links": job_links(job_id),
     }
     return JSONResponse(body, status_code=202, headers=location)
@@ -163,6 +186,24 @@ def get_candidate(job_id: str, n: int, store: StoreDep) -> FileResponse:
     if not 1 <= n <= len(result["candidates"]):
         raise NotFound(f"job {job_id} has candidates 1..{len(result['candidates'])}, not {n}")
     return _png(store, job_id, candidate_name(n))
+
+
+@router.get(
+    "/{job_id}/result.json",
+    summary="The job's result.json (the same file `restauro inpaint` writes)",
+    response_class=FileResponse,
+    responses={409: {"description": "the job has not succeeded (yet)"}},
+)
+def get_result(job_id: str, store: StoreDep) -> FileResponse:
+    store.existing(job_id)
+    if store.read_result(job_id) is None:
+        raise NotReady(f"job {job_id} is {store.status(job_id)}: no result yet")
+    return FileResponse(
+        store.file(job_id, RESULT),
+        media_type="application/json",
+        filename=f"result-{job_id}.json",
+        content_disposition_type="inline",
+    )
 
 
 @router.get(

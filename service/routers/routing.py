@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, UploadFile
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, File, Request, UploadFile
 
 from restauro.config import Settings
 from restauro.jobs import cluster_queue
@@ -49,6 +50,7 @@ def _route(
     },
 )
 async def route(
+    http: Request,
     settings: SettingsDep,
     bundles: BundlesDep,
     image: Annotated[UploadFile, File(description="the damaged scan")],
@@ -58,4 +60,6 @@ async def route(
     mask_bytes = (
         await read_upload(mask, "mask", settings.max_upload_bytes) if mask is not None else None
     )
-    return await run_in_threadpool(_route, settings, bundles, image_bytes, mask_bytes)
+    # In the routing pool, like POST /v1/restorations: feature extraction is CPU-bound.
+    work = functools.partial(_route, settings, bundles, image_bytes, mask_bytes)
+    return await asyncio.get_running_loop().run_in_executor(http.app.state.routing, work)
