@@ -20,8 +20,10 @@ import torch
 from restauro.errors import InvalidImage, InvalidParameter
 from restauro.images import from_model_range, resize, to_model_range
 from restauro.inpaint.blending import PoissonBlender, paste
+from restauro.inpaint.damage_analysis import gan_windows
+from restauro.inpaint.diffusion import telea
 from restauro.inpaint.finetune import GeneratorFineTuner
-from restauro.inpaint.holes import Box, HoleGroup, find_hole_groups
+from restauro.inpaint.holes import Box, HoleGroup
 from restauro.inpaint.models import GANModels
 from restauro.inpaint.params import InpaintParams
 from restauro.inpaint.zopt import ZOptimizer, ZOptResult
@@ -97,15 +99,24 @@ def inpaint(
     params: InpaintParams,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
+    windows: tuple[np.ndarray, list[HoleGroup]] | None = None,
 ) -> Restoration:
-    """Restore every hole of ``mask`` (nonzero = missing) in ``rgb`` (H x W x 3 uint8)."""
+    """Restore every hole of ``mask`` (nonzero = missing) in ``rgb`` (H x W x 3 uint8).
+
+    ``windows`` (a label image and the groups of labels to restore, each from its window) come
+    from the damage analysis (``damage_analysis.gan_windows``) unless given; pixels of other
+    labels inside a window are neither context nor restored there.
+    """
     started = time.perf_counter()
     _check_image(rgb)
     if not isinstance(params, InpaintParams):
         raise InvalidParameter(f"params must be InpaintParams, got {type(params).__name__}")
     mask = validate_mask(np.asarray(mask), rgb.shape[:2])
     size = models.config.image_size
-    labels, groups = find_hole_groups(mask, params.context_factor, min_side=size)
+    labels, groups = windows if windows is not None else gan_windows(mask, params, size)
+    # Where a window's hole borders another hole (a crack entering a loss, the pieces of a long
+    # one), blending needs values there: a diffusion fill until that hole is restored in turn.
+    rgb = telea(rgb, mask)
     height, width = mask.shape
 
     device = torch.device(device)
@@ -208,16 +219,18 @@ def _cut_window(
     visible = group.visible_window(height, width)
     rows, cols = slice(visible.top, visible.bottom), slice(visible.left, visible.right)
     hole = np.isin(labels[rows, cols], group.labels)
+    foreign = (labels[rows, cols] > 0) & ~hole  # other holes: weigh nothing, like padding
     patch = rgb[rows, cols].copy()
     # Damaged pixels must not leak into the context through resampling: fill them neutrally.
-    known = ~hole
-    patch[hole] = patch[known].mean(axis=0).round().astype(np.uint8) if known.any() else 127
+    known = ~hole & ~foreign
+    fill = patch[known].mean(axis=0).round().astype(np.uint8) if known.any() else 127
+    patch[hole | foreign] = fill
     top, left = visible.top - group.window.top, visible.left - group.window.left
     bottom = group.side - top - visible.height
     right = group.side - left - visible.width
     square = cv2.copyMakeBorder(patch, top, bottom, left, right, cv2.BORDER_REPLICATE)
     outside = np.ones((group.side, group.side), dtype=bool)
-    outside[top : top + visible.height, left : left + visible.width] = False
+    outside[top : top + visible.height, left : left + visible.width] = foreign
     hole_square = np.zeros_like(outside)
     hole_square[top : top + visible.height, left : left + visible.width] = hole
     missing = _coverage(hole_square, size)

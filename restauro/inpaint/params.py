@@ -43,6 +43,18 @@ class InpaintParams:
     finetune_candidates: int = 2  # fine-tune the best this many candidates (each its own copy)
     finetune_perceptual: bool = True  # keep lambda * log(1 - D(G(z))) in the fine-tuning loss
     finetune_known_weight: float = 1.0  # weight of the L1 over all known pixels (W: a ring only)
+    # A method per kind of damage at full resolution (damage_analysis.py, fullres.py). Off here, so
+    # InpaintParams() is the paper's engine (the GAN on every hole); restore() turns it on.
+    damage_methods: bool = False  # thin damage: diffusion; losses: GAN + detail; baselines too
+    thin_width: float = 9.0  # damage at most this wide (px, by distance transform) is thin
+    max_scale: float = 4.0  # at most this many scan px per model px, where the hole fits
+    min_context_factor: float = 1.5  # a window capped by max_scale keeps this much context
+    baselines: tuple[str, ...] = ("telea", "ns")  # diffusion methods: thin damage, loss baselines
+    diffusion_radius: int = 5  # neighbourhood of a Telea / Navier-Stokes fill (px)
+    detail: bool = True  # transfer the painting's high band into GAN completions of losses
+    detail_sigma: float = 0.0  # band split (px at scan resolution); 0 = half the window's scale
+    detail_block: int = 16  # side of the quilted blocks of brushwork (px)
+    score_ring: int = 4  # known ring (px) held out to score every candidate alike
 
     def __post_init__(self) -> None:
         checks = [
@@ -100,6 +112,7 @@ class InpaintParams:
                 _finite(self.finetune_known_weight) and self.finetune_known_weight >= 0,
                 f"finetune_known_weight must be >= 0, got {self.finetune_known_weight}",
             ),
+            *_damage_checks(self),
         ]
         for ok, message in checks:
             if not ok:
@@ -111,3 +124,44 @@ class InpaintParams:
 
 def _finite(value: float) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _damage_checks(p: InpaintParams) -> list[tuple[bool, str]]:
+    """Bounds of the full-resolution fields (kept apart so the list above stays readable)."""
+    from restauro.inpaint.diffusion import METHODS
+
+    baselines = p.baselines if isinstance(p.baselines, tuple | list) else ()
+    return [
+        (
+            _finite(p.thin_width) and 1.0 <= p.thin_width <= 256.0,
+            f"thin_width must be in [1, 256] px, got {p.thin_width}",
+        ),
+        (
+            _finite(p.max_scale) and p.max_scale >= 1.0,
+            f"max_scale must be >= 1, got {p.max_scale}",
+        ),
+        (
+            _finite(p.min_context_factor) and 1.0 <= p.min_context_factor <= p.context_factor,
+            f"min_context_factor must be in [1, context_factor], got {p.min_context_factor}",
+        ),
+        (
+            len(baselines) >= 1 and all(b in METHODS for b in baselines),
+            f"baselines must be a non-empty tuple of {METHODS}, got {p.baselines!r}",
+        ),
+        (
+            isinstance(p.diffusion_radius, int) and 1 <= p.diffusion_radius <= 64,
+            f"diffusion_radius must be in [1, 64], got {p.diffusion_radius}",
+        ),
+        (
+            _finite(p.detail_sigma) and 0.0 <= p.detail_sigma <= 64.0,
+            f"detail_sigma must be in [0, 64] (0 = auto), got {p.detail_sigma}",
+        ),
+        (
+            isinstance(p.detail_block, int) and 4 <= p.detail_block <= 256,
+            f"detail_block must be in [4, 256], got {p.detail_block}",
+        ),
+        (
+            isinstance(p.score_ring, int) and 1 <= p.score_ring <= 64,
+            f"score_ring must be in [1, 64], got {p.score_ring}",
+        ),
+    ]
