@@ -325,39 +325,87 @@ def route(
 
 @app.command()
 def evaluate(
-    images: Annotated[Path, typer.Option("--images", help="The folder the bundle was trained on.")],
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            "--images",
+            help="Folder of undamaged paintings (default: the bundle's training folder). In the "
+            "training folder only the held-out paintings are used, unless --all-images.",
+        ),
+    ] = None,
+    all_images: Annotated[
+        bool, typer.Option("--all-images", help="Use every image of the folder as a test image.")
+    ] = False,
+    masks: Annotated[
+        str, typer.Option(help="Mask kinds, comma-separated: centre,strokes,cracks,blotches.")
+    ] = "centre,strokes",
+    size: Annotated[
+        int | None, typer.Option(help="Test image size in px (default: the bundle's).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many paintings.")] = None,
+    methods: Annotated[
+        str | None, typer.Option(help="Methods, comma-separated (default: all registered).")
+    ] = None,
     registry: RegistryOpt = None,
     bundle: Annotated[str | None, typer.Option(help="Bundle version (default: current).")] = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many held-out paintings.")] = None,
-    candidates: Annotated[int, typer.Option(help="Candidates per restoration.")] = 8,
-    steps: Annotated[int, typer.Option(help="z-optimization steps (upper bound).")] = 300,
-    seed: Annotated[int, typer.Option(help="Seed for damage masks and latents.")] = 0,
-    out: Annotated[Path | None, typer.Option(help="Write the full report (JSON) here.")] = None,
+    candidates: Annotated[
+        int | None, typer.Option(help="Candidates per restoration (default: the product's).")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="z-optimization steps (default: the product's).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of masks, latents and samples.")] = 0,
+    perceptual_weights: Annotated[
+        Path | None,
+        typer.Option(help="SqueezeNet 1.1 weights [env RESTAURO_SQUEEZENET_WEIGHTS]; none: skip."),
+    ] = None,
+    diversity_samples: Annotated[
+        int, typer.Option(help="Samples per GAN for its diversity score (0: off).")
+    ] = 16,
+    grid_paintings: Annotated[
+        int, typer.Option(help="Paintings shown in the PNG grids, per mask kind.")
+    ] = 16,
+    out: Annotated[
+        Path, typer.Option(help="Output folder: evaluation.json, report.md, PNG grids.")
+    ] = Path("evaluation"),
     device: DeviceOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Cluster DCGANs vs the general DCGAN vs OpenCV on the bundle's held-out paintings."""
-    from training.evaluate import EvalOptions, format_summary
+    """Score a bundle's restorations against OpenCV on undamaged paintings it never saw."""
+    from training.evaluate import EvalOptions, format_summary, write_report
     from training.evaluate import evaluate as run_evaluation
     from training.progress_bars import StageBars
 
+    def names(text: str | None) -> tuple[str, ...] | None:
+        return None if text is None else tuple(n.strip() for n in text.split(",") if n.strip())
+
     options = EvalOptions(
-        images=images,
         registry=_registry(registry),
+        images=images,
         version=bundle,
+        all_images=all_images,
+        masks=names(masks) or (),
+        size=size,
         limit=limit,
+        methods=names(methods),
         candidates=candidates,
         steps=steps,
         seed=seed,
         device=_device(device),
+        perceptual_weights=perceptual_weights,
+        diversity_samples=diversity_samples,
+        grid_paintings=grid_paintings,
     )
     with StageBars(enabled=not quiet) as bars:
-        result = run_evaluation(options, progress=bars)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-    typer.echo(f"bundle {result['bundle_version']}")
-    typer.echo(format_summary(result["summary"]))
+        evaluation = run_evaluation(options, progress=bars)
+    write_report(evaluation, out)
+    result = evaluation.report
+    typer.echo(
+        f"bundle {result['bundle_version']}: {result['test_set']['paintings']} paintings "
+        f"({result['test_set']['source']}) at {result['size']} px"
+    )
+    typer.echo(format_summary(result))
+    typer.echo(f"report: {out / 'report.md'}, data: {out / 'evaluation.json'}")
 
 
 # --- serve / worker ------------------------------------------------------------------------------

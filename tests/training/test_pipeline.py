@@ -42,19 +42,28 @@ def test_resume_then_evaluate_on_held_out_paintings(tmp_path):
 
     held_out = resumed.manifest["dataset"]["validation"]
     assert held_out and resumed.manifest["dataset"]["training"] + len(held_out) == 60
-    result = evaluate(
+    # default: the training folder's held-out paintings only, spread over its styles
+    report = evaluate(
         EvalOptions(
-            images=paintings_dir(), registry=tmp_path / "reg", limit=2, candidates=2, steps=3
+            registry=tmp_path / "reg",
+            images=paintings_dir(),
+            limit=2,
+            candidates=2,
+            steps=3,
+            methods=("cluster", "general", "telea"),
+            diversity_samples=0,
         )
-    )
-    assert [r["path"] for r in result["rows"]] == held_out[:2]
-    assert all(r["routed_to"] in (0, 1) for r in result["rows"])
-    summary = result["summary"]
-    assert sum(c["paintings"] for c in summary["by_cluster"].values()) == 2
-    assert summary["paintings"] == 2
-    for method in ("cluster", "general", "telea", "navier_stokes"):
-        assert 0 < summary[method]["psnr_hole"]["mean"] < 60
-    assert "cluster DCGAN beats general DCGAN" in format_summary(summary)
+    ).report
+    assert report["test_set"]["source"] == "validation split"
+    paths = {r["path"] for r in report["rows"]}
+    assert len(paths) == 2 and paths <= set(held_out)
+    assert all(r["routed_to"] in (0, 1) for r in report["rows"])
+    for summary in report["masks"].values():
+        assert summary["paintings"] == 2
+        assert sum(summary["routed_to"].values()) == 2
+        for method in ("cluster", "general", "telea"):
+            assert 0 < summary["methods"][method]["psnr_hole"]["mean"] < 60
+    assert "cluster - general" in format_summary(report)
 
 
 def test_bundle_with_encoders_restores_with_encoder_started_candidates(tmp_path):
