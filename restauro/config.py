@@ -6,12 +6,24 @@ overridden by CLI flags. Nothing else in the code base reads ``os.environ`` for 
 
 from __future__ import annotations
 
+import json
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# ``auto`` (a GPU when there is one), ``cpu``, ``cuda`` (the first GPU) or ``cuda:N`` (GPU N):
+# one worker per GPU names its GPU this way.
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:[0-9]{1,3})?)$")
+
+
+def check_device(name: str) -> str:
+    """A device name as Settings and the CLI accept it, or ValueError with what would be."""
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N (e.g. cuda:1), got {name!r}")
+    return name
 
 
 class Settings(BaseSettings):
@@ -29,7 +41,17 @@ class Settings(BaseSettings):
     # Redis redelivers an unacked job after this many seconds: it must exceed the longest job.
     visibility_timeout_s: int = 3600
 
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: str = "auto"  # see DEVICE_PATTERN
+
+    # No job stays "running" forever. After ``job_time_limit_s`` a job is stopped and ends
+    # "failed" (error time_limit_exceeded); a job stuck where it cannot be stopped (inside native
+    # code) is killed ``job_kill_grace_s`` later with the process running it, which is replaced.
+    # Keep both below ``visibility_timeout_s``, or Redis hands a running job to a second worker.
+    job_time_limit_s: float = Field(default=900.0, gt=0)
+    job_kill_grace_s: float = Field(default=30.0, gt=0)
+    # ``restauro serve`` stopping: its worker gets this long to finish the job in flight, then
+    # the job is returned to the queue (a cold shutdown) and the worker stops.
+    shutdown_grace_s: float = Field(default=5.0, ge=0)
 
     # Pretrained backbones for the CNN feature extractors (no downloads happen offline).
     vgg16_weights: Path | None = None
@@ -67,19 +89,41 @@ class Settings(BaseSettings):
     # the event loop, so status polls and downloads are answered while uploads are routed.
     route_threads: int = Field(default=2, ge=1)
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        return check_device(value)
+
+    @property
+    def job_hard_time_limit_s(self) -> float:
+        """When a job that ignored its time limit is killed, process and all."""
+        return self.job_time_limit_s + self.job_kill_grace_s
+
     @classmethod
     def from_flags(cls, **flags: object) -> Settings:
         """Environment first, then the command-line flags that were actually given (not None)."""
         return cls(**{key: value for key, value in flags.items() if value is not None})
 
     def child_env(self, base: dict[str, str]) -> dict[str, str]:
-        """``base`` plus these settings' locations, so child processes agree with this one."""
+        """``base`` plus every setting given to this process (flag, variable or .env file), so a
+        child process (``restauro serve``'s worker) runs with exactly these settings.
+
+        Locations become absolute (a child may start elsewhere); the three folders always go,
+        since their defaults are relative to the working directory.
+        """
         env = dict(base)
-        env["RESTAURO_REGISTRY"] = str(Path(self.registry).resolve())
-        env["RESTAURO_RESULTS_DIR"] = str(Path(self.results_dir).resolve())
-        env["RESTAURO_STATE_DIR"] = str(Path(self.state_dir).resolve())
-        if self.broker_url:
-            env["RESTAURO_BROKER_URL"] = self.broker_url
+        given = self.model_fields_set | {"registry", "results_dir", "state_dir"}
+        for name in sorted(given):
+            value = getattr(self, name)
+            key = f"RESTAURO_{name.upper()}"
+            if value is None:
+                env.pop(key, None)
+            elif isinstance(value, Path):
+                env[key] = str(value.resolve())
+            elif isinstance(value, list | dict):
+                env[key] = json.dumps(value)  # how pydantic-settings reads complex values
+            else:
+                env[key] = str(value)
         return env
 
     @property
@@ -104,7 +148,12 @@ def get_settings() -> Settings:
 
 
 def resolve_device(name: str) -> str:
-    """Turn ``auto`` into ``cuda`` when a GPU is present, else ``cpu``."""
+    """Turn ``auto`` into ``cuda`` when a GPU is present, else ``cpu``; others pass unchanged.
+
+    This initialises CUDA when it asks: a process that forks workers must not call it (see
+    worker/__main__.py, which asks a throwaway child process instead).
+    """
+    check_device(name)
     if name != "auto":
         return name
     import torch

@@ -16,8 +16,8 @@ from typing import Annotated
 
 import typer
 
-from restauro.config import get_settings, resolve_device
-from restauro.errors import InvalidInput, RestauroError
+from restauro.config import check_device, get_settings, resolve_device
+from restauro.errors import InvalidInput, InvalidParameter, RestauroError
 
 app = typer.Typer(
     help="Restauro: restore damaged scans of paintings with cluster-specialised DCGANs.",
@@ -38,30 +38,35 @@ class FeatureKind(StrEnum):
     surf = "surf"
 
 
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
 RegistryOpt = Annotated[
     Path | None, typer.Option("--registry", help="Bundle registry [env RESTAURO_REGISTRY].")
 ]
-DeviceOpt = Annotated[Device | None, typer.Option("--device", help="cpu, cuda or auto.")]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N [env RESTAURO_DEVICE].")
+]
 
 
 def _registry(path: Path | None) -> Path:
     return path if path is not None else get_settings().registry
 
 
-def _device(device: Device | None) -> str:
-    name = device.value if device is not None else get_settings().device
+def _device(device: str | None) -> str:
+    """The device to compute on; a name the machine cannot honour is one clear error."""
+    name = device if device is not None else get_settings().device
+    try:
+        check_device(name)
+    except ValueError as exc:
+        raise InvalidParameter(f"--device: {exc}") from None
     resolved = resolve_device(name)
-    if resolved == "cuda":
+    if resolved.startswith("cuda"):
         import torch
 
-        if not torch.cuda.is_available():
-            raise RestauroError("--device cuda was asked for, but no CUDA GPU is available")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(resolved.partition(":")[2] or 0)
+        if index >= count:
+            raise RestauroError(
+                f"--device {resolved} was asked for, but this machine has {count} CUDA GPU(s)"
+            )
     return resolved
 
 
@@ -409,38 +414,29 @@ def evaluate(
 
 
 # --- serve / worker ------------------------------------------------------------------------------
-@app.command()
-def serve(
-    registry: RegistryOpt = None,
-    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
-) -> None:
-    """Run the HTTP API and a worker on this machine (no Redis unless RESTAURO_BROKER_URL)."""
-    args = ["--host", host, "--port", str(port), "--with-worker"]
-    if registry is not None:
-        args += ["--registry", str(registry)]
-    _exec_module("service", args)
+# Both hand every argument on unchanged: the entry points own their flags (one definition, in
+# restauro/cli_flags.py and the two __main__ modules), so no flag is ever dropped on the way.
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-@app.command()
-def worker(
-    clusters: Annotated[
-        str | None, typer.Option(help="Cluster ids to serve, e.g. 0,1 (default: all).")
-    ] = None,
-    general: Annotated[
-        bool, typer.Option("--general", help="Also serve the general DCGAN queue.")
-    ] = False,
-    registry: RegistryOpt = None,
-) -> None:
-    """Run a Celery worker consuming the given clusters' queues."""
-    args: list[str] = []
-    if clusters:
-        args += ["--clusters", clusters]
-    if general:
-        args.append("--general")
-    if registry is not None:
-        args += ["--registry", str(registry)]
-    _exec_module("worker", args)
+@app.command(context_settings=PASS_THROUGH, add_help_option=False)
+def serve(ctx: typer.Context) -> None:
+    """Run the HTTP API and a worker on this machine (no Redis unless RESTAURO_BROKER_URL).
+
+    Every flag of `python -m service` applies (--help lists them): --registry, --host, --port,
+    --device, --job-time-limit-s, --worker-concurrency, ...
+    """
+    _exec_module("service", ["--with-worker", *ctx.args])
+
+
+@app.command(context_settings=PASS_THROUGH, add_help_option=False)
+def worker(ctx: typer.Context) -> None:
+    """Run a Celery worker consuming the given clusters' queues (one per GPU: --device cuda:N).
+
+    Every flag of `python -m worker` applies (--help lists them): --clusters, --general,
+    --registry, --device, --pool, --concurrency, --job-time-limit-s, ...
+    """
+    _exec_module("worker", list(ctx.args))
 
 
 def _exec_module(module: str, args: list[str]) -> None:

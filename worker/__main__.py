@@ -3,6 +3,7 @@
     python -m worker                       # every queue of the current bundle (+ general)
     python -m worker --clusters 0,1        # only restore.c0 and restore.c1
     python -m worker --clusters 2 --general
+    python -m worker --device cuda:1       # one worker per GPU (solo pool)
 
 ``restauro worker`` runs this. Mistakes (no bundle, a bad cluster list) end with one line on stderr
 and a non-zero exit, never a traceback.
@@ -11,46 +12,46 @@ and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import subprocess
 import sys
-from pathlib import Path
 
-from pydantic import ValidationError
-
+from restauro.cli_flags import FlagParser, add_settings_flags, settings_from_args
 from restauro.config import Settings
 from restauro.errors import RestauroError
-from restauro.jobs import GENERAL_QUEUE, cluster_queue
-from worker.celery_app import make_celery
+
+# The job layout, the registry and Celery are imported where they are used: ``--help`` and a
+# mistyped flag answer at once instead of after importing torch.
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.split("\n")[0])
+    parser = FlagParser(prog="python -m worker", description=__doc__.split("\n")[0])
     parser.add_argument("--clusters", help="comma-separated cluster ids (default: all)")
     parser.add_argument("--general", action="store_true", help="also consume restore.general")
-    parser.add_argument("--registry", type=Path, help="bundle registry (RESTAURO_REGISTRY)")
-    parser.add_argument("--results-dir", type=Path, help="job files (RESTAURO_RESULTS_DIR)")
-    parser.add_argument("--state-dir", type=Path, help="embedded broker files")
-    parser.add_argument("--broker-url", help="e.g. redis://host:6379/0 (default: embedded SQLite)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    add_settings_flags(parser)
     parser.add_argument("--concurrency", type=int, default=1, help="child processes (default 1)")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    parser.add_argument(
+        "--pool",
+        choices=["prefork", "solo"],
+        help="default: solo on a GPU (one worker per GPU), prefork on the CPU",
+    )
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--hostname", help="Celery node name (default restauro-<pid>@<host>)")
+    # restauro serve's worker: stop when that process ends, however it ends (Linux).
+    parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings.from_flags(
-        registry=args.registry,
-        results_dir=args.results_dir,
-        state_dir=args.state_dir,
-        broker_url=args.broker_url,
-        device=args.device,
-    )
-
-
 def choose_queues(settings: Settings, clusters: str | None, general: bool) -> list[str]:
-    """The queues to consume; the bundle must exist (a worker without models is useless)."""
+    """The queues to consume; the bundle must exist (a worker without models is useless).
+
+    Reads the manifest only: this process forks the pool's children, and building the bundle
+    here (a SqueezeNet's ``load_state_dict``) would start torch's thread pool, which a forked
+    child then waits on forever (docs/architecture.md, "Processes").
+    """
+    from restauro.jobs import GENERAL_QUEUE, cluster_queue
     from restauro.registry import Registry
 
     registry = Registry(settings.registry)
@@ -60,7 +61,10 @@ def choose_queues(settings: Settings, clusters: str | None, general: bool) -> li
             f"no current bundle in registry {settings.registry}: train and promote one first "
             "(restauro train ...), or pass --registry"
         )
-    known = list(registry.load(version).cluster_ids)
+    try:
+        known = [int(c["id"]) for c in registry.manifest(version)["clusters"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RestauroError(f"bundle {version}: unreadable manifest ({exc})") from None
     if clusters is None:
         return [cluster_queue(k) for k in known] + [GENERAL_QUEUE]
     try:
@@ -78,32 +82,81 @@ def choose_queues(settings: Settings, clusters: str | None, general: bool) -> li
     return names
 
 
+def probe_device(name: str) -> str:
+    """``auto`` resolved in a throwaway process: asking torch here would initialise CUDA in the
+    process that forks the pool's children."""
+    if name != "auto":
+        return name
+    code = "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RestauroError(f"cannot tell whether a GPU is present ({exc}); pass --device") from exc
+    return done.stdout.strip().splitlines()[-1]
+
+
+def choose_pool(pool: str | None, device: str) -> str:
+    """Solo on a GPU: one process per GPU, nothing forked. Prefork on the CPU: the parent holds
+    no torch state (see :func:`choose_queues`), and a child stuck past its hard time limit is
+    killed and replaced."""
+    if pool is not None:
+        return pool
+    return "solo" if device.startswith("cuda") else "prefork"
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGTERM (a warm shutdown) when the parent dies, even by SIGKILL."""
+    from billiard.util import set_pdeathsig
+
+    with contextlib.suppress(OSError):  # not Linux: the parent's own shutdown is all there is
+        set_pdeathsig(signal.SIGTERM)
+    if os.getppid() != parent_pid:  # it died before we asked
+        raise RestauroError(f"parent process {parent_pid} is gone")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = settings_from(args)
+        if args.parent_pid is not None:
+            exit_with_parent(args.parent_pid)
+        if args.concurrency < 1:
+            raise RestauroError("--concurrency must be >= 1")
+        settings = settings_from_args(args)
         names = choose_queues(settings, args.clusters, args.general)
+        device = probe_device(settings.device)
     except RestauroError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return 2
-    except ValidationError as exc:
-        print(f"error: invalid setting: {exc.errors()[0]['msg']}", file=sys.stderr)
-        return 2
-    if args.concurrency < 1:
-        print("error: --concurrency must be >= 1", file=sys.stderr)
-        return 2
-    app = make_celery(settings)
+    settings = settings.model_copy(update={"device": device})
+    pool = choose_pool(args.pool, device)
+    if settings.broker_url and settings.visibility_timeout_s <= settings.job_hard_time_limit_s:
+        print(
+            f"restauro worker: warning: visibility_timeout_s ({settings.visibility_timeout_s}) "
+            f"is not above the job time limit ({settings.job_hard_time_limit_s:g} s): Redis may "
+            "hand a running job to a second worker",
+            file=sys.stderr,
+        )
+    from worker.celery_app import make_celery
+
+    app = make_celery(settings, in_process_limits=pool == "solo")
     hostname = args.hostname or f"restauro-{os.getpid()}@%h"
-    print(f"restauro worker: queues {', '.join(names)}", file=sys.stderr, flush=True)
+    print(
+        f"restauro worker: queues {', '.join(names)}; pool {pool}, device {device}, "
+        f"job time limit {settings.job_time_limit_s:g} s",
+        file=sys.stderr,
+        flush=True,
+    )
     app.worker_main(
         [
             "worker",
             "--queues",
             ",".join(names),
             "--concurrency",
-            str(args.concurrency),
+            str(1 if pool == "solo" else args.concurrency),
             "--pool",
-            args.pool,
+            pool,
             "--loglevel",
             args.loglevel,
             "--hostname",
@@ -115,5 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_now(code: int | str | None) -> None:
+    """End the process once Celery has shut down cleanly, skipping the interpreter's teardown of
+    torch, scikit-learn and OpenCV (seconds on a loaded 2-core machine, and nothing to save)."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status: int | str | None = main()
+    except SystemExit as done:  # Celery's worker_main ends by sys.exit()
+        status = done.code
+    exit_now(status)

@@ -12,19 +12,25 @@ Reliability settings follow the Celery guide for long GPU jobs: a job is acknowl
 ran (``task_acks_late``), a worker reserves one job at a time (prefetch 1), a worker killed mid-job
 puts its job back (``task_reject_on_worker_lost``), and Redis redelivers an unacknowledged job after
 ``visibility_timeout_s``, which must exceed the longest job.
+
+Every job has a time limit (``job_time_limit_s``, then ``job_kill_grace_s`` until it is killed):
+worker/timeouts.py explains who enforces it in which pool and how a job that hit it ends.
 """
 
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
 
 from restauro.config import Settings
 from restauro.jobs import GENERAL_QUEUE
 
 
-def make_celery(settings: Settings) -> Celery:
-    """A configured Celery app with the restoration task registered."""
+def make_celery(settings: Settings, in_process_limits: bool = False) -> Celery:
+    """A configured Celery app with the restoration task registered.
+
+    ``in_process_limits``: the pool that will run jobs (solo) does not enforce time limits, so the
+    task arms them itself (worker/timeouts.py).
+    """
     broker, backend = settings.queue_urls()
     if broker.startswith("sqla+"):
         # The default polling interval (1 s) makes every round trip ~1 s. It must be a class
@@ -33,7 +39,13 @@ def make_celery(settings: Settings) -> Celery:
 
         kombu_sqla.Transport.polling_interval = 0.1
 
-    app = Celery("restauro", broker=broker, backend=backend, set_as_current=False)
+    app = Celery(
+        "restauro",
+        broker=broker,
+        backend=backend,
+        set_as_current=False,
+        task_cls="worker.timeouts:JobTask",
+    )
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -55,6 +67,11 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         result_expires=7 * 24 * 3600,
+        # No job runs forever (prefork enforces these; solo: worker/timeouts.py). A job stopped
+        # or killed at its limit is failed and acknowledged, never redelivered.
+        task_soft_time_limit=settings.job_time_limit_s,
+        task_time_limit=settings.job_hard_time_limit_s,
+        task_acks_on_failure_or_timeout=True,
     )
     if not broker.startswith("sqla+"):
         # Redis redelivers a job unacknowledged for this long. (The SQLAlchemy transport hands
@@ -68,12 +85,9 @@ def make_celery(settings: Settings) -> Celery:
             "visibility_timeout": settings.visibility_timeout_s
         }
     app.conf.restauro_settings = settings
+    app.conf.restauro_in_process_limits = in_process_limits
 
     from worker.tasks import register_tasks
 
     register_tasks(app)
     return app
-
-
-def queues(names: list[str]) -> list[Queue]:
-    return [Queue(name) for name in names]

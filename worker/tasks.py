@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from celery import Celery, Task, signals
+from celery.exceptions import SoftTimeLimitExceeded
 
 from restauro.config import Settings, resolve_device
 from restauro.errors import RestauroError
@@ -73,6 +74,8 @@ def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
             job_id, {**state, "status": "failed", "error": exc.code, "detail": exc.detail}
         )
         return {"id": job_id, "status": "failed", "error": exc.code, "detail": exc.detail}
+    except SoftTimeLimitExceeded:
+        raise  # recorded as time_limit_exceeded by worker/timeouts.py (JobTask.on_failure)
     except Exception as exc:
         store.write_state(
             job_id,
