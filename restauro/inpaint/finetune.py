@@ -8,10 +8,11 @@ pixels of this one painting, then blend the completion into the hole as before. 
 learned keeps the hole plausible; the fine-tuning makes it this painting's.
 
 :class:`GeneratorFineTuner` holds the algorithm and no weights, like :class:`ZOptimizer`: the
-networks come in as arguments and are never modified. Each candidate gets its own deep copy of G;
-the shared G (a worker's cached model, shared with every other request) and D are only read, in
-eval mode. Batch norm stays in eval mode on the copy too (as in DGP): the running statistics of
-training are what G's layers expect, and batch statistics of one image would be meaningless.
+networks come in as arguments and are never modified. The fine-tuned candidates share one deep
+copy of G per group of holes, optimised in one batch; the shared G (a worker's cached model,
+shared with every other request) and D are only read, in eval mode. Batch norm stays in eval mode
+on the copy too (as in DGP): the running statistics of training are what G's layers expect, and
+batch statistics of a few candidates of one painting would be meaningless.
 
 The objective is the z-search's (Yeh et al.'s weighted contextual loss + lambda x perceptual),
 plus ``finetune_known_weight`` x the L1 over *all* known pixels: W weighs only a thin ring around
@@ -91,31 +92,17 @@ class GeneratorFineTuner:
         valid = torch.ones_like(missing) if valid is None else valid
         weights = context_weights(missing, p.window, valid)
         known = (1.0 - missing) * valid
-        radius = prior_radius(searched.latents.shape[1])
         images = searched.completions.clone()
         latents = searched.latents.clone()
         total, contextual = searched.total.clone(), searched.contextual.clone()
         perceptual = searched.perceptual.clone()
         with frozen([generator, discriminator]):
-            for i in range(k):
-
-                def step_progress(stage_: str, done: int, _total: int, offset: int = i) -> None:
-                    report(progress, stage_, offset * p.finetune_steps + done, k * p.finetune_steps)
-
-                best = self._one(
-                    generator,
-                    discriminator,
-                    latents[i : i + 1],
-                    target,
-                    weights,
-                    known,
-                    radius,
-                    step_progress if progress is not None else None,
-                    stage,
-                )
-                images[i], latents[i] = best["image"][0], best["z"][0]
-                total[i], contextual[i] = best["total"], best["contextual"]
-                perceptual[i] = best["perceptual"]
+            best = self._tune(
+                generator, discriminator, latents[:k], target, weights, known, progress, stage
+            )
+        images[:k], latents[:k] = best["image"], best["z"]
+        total[:k], contextual[:k] = best["total"], best["contextual"]
+        perceptual[:k] = best["perceptual"]
         order = torch.cat([torch.argsort(total[:k], stable=True), torch.arange(k, len(total))])
         return replace(
             searched,
@@ -129,7 +116,7 @@ class GeneratorFineTuner:
             finetune_steps=p.finetune_steps,
         )
 
-    def _one(
+    def _tune(
         self,
         generator: nn.Module,
         discriminator: nn.Module,
@@ -137,37 +124,47 @@ class GeneratorFineTuner:
         target: torch.Tensor,
         weights: torch.Tensor,
         known: torch.Tensor,
-        radius: float,
         progress: Progress | None,
         stage: str,
     ) -> dict[str, torch.Tensor]:
-        """Fine-tune one copy of G (and its z); the best image along the way, with its losses."""
+        """Fine-tune one copy of G with the k latents ``z0`` in one batch; each row's best image.
+
+        One copy for all k candidates, not one each: they fit the same known pixels, so their
+        gradients on G agree, and one batch of k costs far less than k batches of one on a CPU.
+        Batch norm runs on running statistics, so the rows do not interact through the batch.
+        """
         p = self.params
         tuned = copy.deepcopy(generator)  # the shared generator is only read, never written
         tuned.eval()  # batch norm on its running statistics, as in DGP
         tuned.requires_grad_(True)
         z = z0.detach().clone().to(target.device).requires_grad_(True)
         optimizer = torch.optim.Adam([*tuned.parameters(), z], lr=p.finetune_lr, betas=(0.9, 0.999))
-        best: dict[str, torch.Tensor] = {"objective": torch.tensor(math.inf)}
-
-        def keep_if_better(image, objective, total, ctx, perc) -> None:
-            if float(objective) < float(best["objective"]):
-                best.update(
-                    objective=objective.detach().cpu(),
-                    image=image.detach().clone(),
-                    z=z.detach().clone(),
-                    total=total.detach().cpu(),
-                    contextual=ctx.detach().cpu(),
-                    perceptual=perc.detach().cpu(),
-                )
-
+        radius = prior_radius(z.shape[1])
+        k = len(z)
+        best = {
+            "objective": torch.full((k,), math.inf),
+            "image": torch.zeros(k, *target.shape[1:], device=target.device),
+            "z": z.detach().clone(),
+            "total": torch.zeros(k),
+            "contextual": torch.zeros(k),
+            "perceptual": torch.zeros(k),
+        }
         for step in range(p.finetune_steps + 1):  # the last pass only scores the final weights
             optimizer.zero_grad(set_to_none=True)
             image = tuned(z)
             objective, total, ctx, perc = self.objective(
                 image, discriminator(image), target, weights, known
             )
-            keep_if_better(image, objective[0].detach(), total[0], ctx[0], perc[0])
+            with torch.no_grad():
+                better = objective.detach().cpu() < best["objective"]
+                rows = better.nonzero().flatten()
+                if len(rows):
+                    on_device = rows.to(image.device)
+                    best["objective"][rows] = objective.detach().cpu()[rows]
+                    best["image"][on_device] = image.detach()[on_device]
+                    best["z"][on_device] = z.detach()[on_device]
+                    for key, value in (("total", total), ("contextual", ctx), ("perceptual", perc)):
+                        best[key][rows] = value.detach().cpu()[rows]
             if step == p.finetune_steps:
                 break
             objective.sum().backward()
@@ -175,5 +172,4 @@ class GeneratorFineTuner:
             with torch.no_grad():
                 project_to_prior(z, radius)
             report(progress, stage, step + 1, p.finetune_steps)
-        del tuned, optimizer
         return best
