@@ -31,7 +31,15 @@ import numpy as np
 from restauro.atomic import write_bytes_atomic, write_json_atomic
 from restauro.bundle import GENERAL, target_name
 from restauro.errors import NotFound
-from restauro.images import encode_png, read_image, write_png
+from restauro.images import (
+    DecodedImage,
+    decode_image,
+    encode_like,
+    encode_png,
+    image_info,
+    read_image,
+    write_png,
+)
 from restauro.request import RestorePlan
 
 if TYPE_CHECKING:
@@ -83,6 +91,16 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
+
+
+def _source(folder: Path) -> tuple[DecodedImage, np.ndarray] | None:
+    """A job's input and mask when the candidates must be written like it (not plain 8-bit)."""
+    data = (folder / INPUT).read_bytes()
+    limit = 2**62  # the API checked the limit when the job was submitted
+    if image_info(data, limit, INPUT).plain:
+        return None
+    mask = read_image(folder / MASK, max_pixels=limit).rgb[..., 0] > 0
+    return decode_image(data, limit, INPUT), mask
 
 
 def job_status(result: dict[str, Any] | None, state: dict[str, Any] | None) -> str:
@@ -154,10 +172,18 @@ class JobStore:
 
     # --- written by the API -------------------------------------------------------------------
     def create(
-        self, job_id: str, rgb: np.ndarray, mask: np.ndarray, plan: RestorePlan, created: float
+        self,
+        job_id: str,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        plan: RestorePlan,
+        created: float,
+        source: DecodedImage | None = None,
     ) -> dict[str, Any]:
         """Store the inputs and the job description; the folder appears complete or not at all.
 
+        ``source`` (the decoded upload of ``rgb``) keeps the scan's depth, ICC profile and
+        orientation in ``input.png``, so the candidates are written back like the upload.
         Returns the job description (``job.json``): the plan, the image's size and when.
         """
         job = {
@@ -171,7 +197,11 @@ class JobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".staging-{job_id}-"))
         try:
-            write_png(staging / INPUT, rgb)
+            if source is None or source.info.plain:
+                write_png(staging / INPUT, rgb)
+            else:
+                pixels = source.deep if source.deep is not None else source.rgb
+                (staging / INPUT).write_bytes(encode_png(pixels, source.info))
             write_png(staging / MASK, mask.astype(np.uint8) * 255)
             write_json_atomic(staging / JOB, job, sort_keys=True)
             os.rename(staging, final)
@@ -331,9 +361,12 @@ class JobStore:
         folder = self.path(job_id)
         if not (folder / JOB).is_file():
             return False
+        source = _source(folder)
         for n, image in enumerate(result.candidates, start=1):  # rank 1 = best, as in the CLI
+            # Like the upload (16 bits, ICC profile, orientation), outside the mask bit for bit.
+            data = encode_png(image) if source is None else encode_like(image, *source)
             # No mkdir here (unlike write_png): a job deleted meanwhile must stay deleted.
-            write_bytes_atomic(folder / candidate_name(n), encode_png(image), mkdir=False)
+            write_bytes_atomic(folder / candidate_name(n), data, mkdir=False)
         body = {"id": job_id, "status": "succeeded", **result.to_dict(), **extra}
         write_json_atomic(folder / RESULT, body, sort_keys=True, mkdir=False)
         return True

@@ -7,6 +7,8 @@ RGBA upload, where any pixel that is not fully opaque is treated as missing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from restauro.errors import EmptyMask, FullMask, InvalidMask, MaskSizeMismatch
@@ -15,10 +17,11 @@ from restauro.images import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
 
 def mask_from_image(decoded: DecodedImage) -> np.ndarray:
     """Nonzero in any channel = missing. A mask with alpha uses alpha as the coverage."""
-    if decoded.alpha is not None and decoded.alpha.min() < 255 and not decoded.rgb.any():
+    pixels = decoded.deep if decoded.deep is not None else decoded.rgb  # 16-bit: any nonzero
+    if decoded.alpha is not None and decoded.alpha.min() < 255 and not pixels.any():
         # A black image whose alpha paints the damage (as some editors export masks).
         return decoded.alpha > 0
-    return decoded.rgb.any(axis=2)
+    return pixels.any(axis=2)
 
 
 def mask_from_alpha(alpha: np.ndarray) -> np.ndarray:
@@ -42,15 +45,39 @@ def validate_mask(mask: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+@dataclass(frozen=True)
+class Scan:
+    """A decoded upload (8-bit RGB for the models, the file's depth, profile and orientation for
+    writing results like it) and its validated damage mask."""
+
+    image: DecodedImage
+    mask: np.ndarray
+
+    @property
+    def rgb(self) -> np.ndarray:
+        return self.image.rgb
+
+
 def load_image_and_mask(
     image_bytes: bytes,
     mask_bytes: bytes | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The one place both the HTTP service and the CLI turn uploads into (rgb, mask).
+    """The one place both the HTTP service and the CLI turn uploads into (rgb, mask)."""
+    scan = load_scan(image_bytes, mask_bytes, max_pixels)
+    return scan.rgb, scan.mask
+
+
+def load_scan(
+    image_bytes: bytes,
+    mask_bytes: bytes | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Scan:
+    """:func:`load_image_and_mask` keeping what is needed to write results like the upload.
 
     With a separate mask, the image's alpha (if any) is ignored. Without one, the image must carry
-    an alpha channel whose transparent pixels mark the damage.
+    an alpha channel whose transparent pixels mark the damage. Both are turned upright by their
+    EXIF orientation, so a mask drawn on the painting as shown fits it.
     """
     image = decode_image(image_bytes, max_pixels=max_pixels, name="image")
     if mask_bytes is not None:
@@ -62,4 +89,4 @@ def load_image_and_mask(
             "no mask given: send a mask image (nonzero = missing) or an RGBA image whose "
             "transparent pixels mark the damage"
         )
-    return image.rgb, validate_mask(mask, image.size)
+    return Scan(image, validate_mask(mask, image.size))

@@ -13,7 +13,8 @@ So the mask is first decomposed and classified:
   as ``dilate(distance > r)``); the rest is *thin* damage (cracks, scratches), restored at full
   resolution by diffusion. A crack running into a loss is cut where it enters it. Slivers that an
   opening leaves at a loss's corners are given back to the loss.
-* **Length**: a component whose bounding box is longer than ``piece_extent`` (the hole a window of
+* **Length**: a long component (one narrow enough that a stretch of it fits a window at the
+  limit) whose bounding box is longer than ``piece_extent`` (the hole a window of
   ``max_scale x model size`` holds with ``context_factor`` context) is cut into pieces along its
   length: recursively into slabs across its longer side, each slab split into its connected parts,
   so a curved or branching crack yields pieces of bounded extent that follow it. Pieces partition
@@ -149,7 +150,11 @@ def analyse_damage(mask: np.ndarray, params: DamageParams) -> DamageMap:
             rows, cols = slice(box.top, box.bottom), slice(box.left, box.right)
             local = comp[rows, cols] == c
             widest = _widest(local)
-            for py, px in _cut(local, params.piece_extent):
+            # Only long damage is cut: a compact loss wider than a window can hold whole keeps
+            # its one window (cut into a grid, its inner pieces would see no painting at all).
+            long = widest * params.min_context_factor <= params.max_side
+            parts = _cut(local, params.piece_extent) if long else [np.nonzero(local)]
+            for py, px in parts:
                 label = len(pieces) + 1
                 py, px = py + box.top, px + box.left
                 labels[py, px] = label

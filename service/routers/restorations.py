@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from restauro.config import Settings
 from restauro.errors import NotFound
 from restauro.jobs import INPUT, MASK, RESULT, JobStore, candidate_name, new_job_id
-from restauro.masks import load_image_and_mask
+from restauro.masks import load_scan
 from restauro.request import RestoreRequest
 from restauro.restore import plan
 from service.bundles import BundleCache
@@ -69,10 +69,11 @@ def _accept(
     request: RestoreRequest,
 ) -> dict[str, Any]:
     """Decode, plan, store, enqueue: the CPU-bound part, run in the routing pool."""
-    rgb, hole = load_image_and_mask(image, mask, settings.max_pixels)
+    scan = load_scan(image, mask, settings.max_pixels)  # 16-bit, ICC, orientation kept
+    rgb, hole = scan.rgb, scan.mask
     chosen = plan(bundles.current(), rgb, hole, request)
     job_id = new_job_id()
-    job = store.create(job_id, rgb, hole, chosen, created=round(time.time(), 3))
+    job = store.create(job_id, rgb, hole, chosen, created=round(time.time(), 3), source=scan.image)
     try:
         queue.submit(job_id, chosen.queue)
     except Exception:
