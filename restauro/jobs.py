@@ -277,6 +277,7 @@ class JobStore:
             view["candidates"] = [
                 {**c, "n": c["rank"], "url": f"{base}/{c['rank']}"} for c in result["candidates"]
             ]
+            view["score_kind"] = result.get("score_kind")  # what ranks them (lower is better)
             view["warnings"] = result.get("warnings", [])
             view["timings"] = {
                 "restoration_seconds": result.get("seconds"),
@@ -337,18 +338,18 @@ class JobStore:
 
     def write_webhook(self, job_id: str, record: dict[str, Any]) -> bool:
         """Update the delivery record; False when the job was deleted meanwhile."""
-        folder = self.path(job_id)
-        if not (folder / JOB).is_file():
-            return False
-        write_json_atomic(folder / WEBHOOK, record, sort_keys=True, mkdir=False)
-        return True
+        return self._write_json(job_id, WEBHOOK, record)
 
     def write_state(self, job_id: str, state: dict[str, Any]) -> bool:
         """Record the worker's view; False when the job was deleted meanwhile."""
+        return self._write_json(job_id, STATE, state)
+
+    def _write_json(self, job_id: str, name: str, data: dict[str, Any]) -> bool:
         folder = self.path(job_id)
         if not (folder / JOB).is_file():
             return False
-        write_json_atomic(folder / STATE, state, sort_keys=True, mkdir=False)
+        # No mkdir (unlike write_png): a job deleted meanwhile must stay deleted.
+        write_json_atomic(folder / name, data, sort_keys=True, mkdir=False)
         return True
 
     def write_result(self, job_id: str, result: RestoreResult, **extra: Any) -> bool:

@@ -125,16 +125,20 @@ function targetCard(value, name, note, thumbnail) {
 const scanCanvas = () => $("scan-canvas");
 const maskCanvas = () => $("mask-canvas");
 
+/** The file's pixels exactly as stored (no premultiplied alpha, no colour conversion). */
+async function openBitmap(file, message) {
+  try {
+    return await createImageBitmap(file, { premultiplyAlpha: "none", colorSpaceConversion: "none" });
+  } catch (_) {
+    throw new Error(message);
+  }
+}
+
 async function openScan(file) {
   if (!file) return;
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(file, { premultiplyAlpha: "none", colorSpaceConversion: "none" });
-  } catch (_) {
-    throw new Error(
-      `The browser cannot display ${file.name}. Open a PNG, JPEG or WebP here ` +
-      "(TIFF scans are accepted by the API and the CLI, not by browsers).");
-  }
+  const bitmap = await openBitmap(file,
+    `The browser cannot display ${file.name}. Open a PNG, JPEG or WebP here ` +
+    "(TIFF scans are accepted by the API and the CLI, not by browsers).");
   state.file = file;
   state.width = bitmap.width;
   state.height = bitmap.height;
@@ -191,12 +195,7 @@ function useAlpha() {
 
 async function loadMaskFile(file) {
   if (!file) return;
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(file, { premultiplyAlpha: "none", colorSpaceConversion: "none" });
-  } catch (_) {
-    throw new Error(`The browser cannot open the mask ${file.name}.`);
-  }
+  const bitmap = await openBitmap(file, `The browser cannot open the mask ${file.name}.`);
   if (bitmap.width !== state.width || bitmap.height !== state.height) {
     throw new Error(
       `The mask is ${bitmap.width} × ${bitmap.height} px but the scan is ` +
@@ -448,7 +447,8 @@ async function showResults(view) {
     button.innerHTML = `<img alt=""><span></span>`;
     button.querySelector("img").src = state.urls.candidates[i];
     button.querySelector("img").alt = `proposal ${c.rank}`;
-    button.querySelector("span").textContent = `#${c.rank} · loss ${c.loss.toFixed(3)}`;
+    button.querySelector("span").textContent = candidateLabel(c);
+    button.title = JSON.stringify(c, null, 1);
     button.addEventListener("click", () => select(c.rank));
     list.append(button);
   });
@@ -457,16 +457,27 @@ async function showResults(view) {
     `${Object.keys(view.route.distances).length}).` : "";
   const warnings = (view.warnings || []).length ? ` Warnings: ${view.warnings.join("; ")}` : "";
   $("result-info").textContent = `Bundle ${view.bundle_version}, ${view.target}, seed ` +
-    `${view.params.seed}.${route} Proposals are ranked by loss, lowest first.${warnings}`;
+    `${view.params.seed}.${route} Proposals are ranked best first` +
+    `${view.score_kind ? ` (by ${view.score_kind})` : ""}.${warnings}`;
   $("step-results").hidden = false;
   select(1);
   $("step-results").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
+/** "#1 · gan:c0 · 0.031": rank, how it was made (result.json "method"), its ranking score. */
+function candidateLabel(c) {
+  const score = c.score ?? c.loss;
+  const parts = [`#${c.rank}`];
+  if (c.method) parts.push(c.method);
+  if (typeof score === "number") parts.push(score.toFixed(3));
+  return parts.join(" · ");
+}
+
 function select(rank) {
   state.selected = rank;
   $("compare-restored").src = state.urls.candidates[rank - 1];
-  $("restored-caption").textContent = `proposal #${rank}`;
+  const c = state.view.candidates[rank - 1];
+  $("restored-caption").textContent = `proposal #${rank}${c.method ? ` (${c.method})` : ""}`;
   document.querySelectorAll(".candidate").forEach((b) => {
     b.classList.toggle("on", Number(b.dataset.rank) === rank);
   });

@@ -84,7 +84,7 @@ def test_delivered_once_signed_with_the_job_view(tmp_path: Path, tiny_registry: 
         body = json.loads(got.body)
         view = store.view(job_id)
         assert body == {k: v for k, v in view.items() if k != "webhook"}  # the job's own JSON
-        assert body["status"] == "succeeded" and len(body["candidates"]) == 1
+        assert body["status"] == "succeeded" and len(body["candidates"]) >= 1
         hook = view["webhook"]
         assert hook["delivered"] and hook["status"] == "delivered" and hook["attempts"] == 1
         assert hook["last_error"] is None and hook["last_status_code"] == 200
