@@ -443,7 +443,11 @@ def evaluate(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many paintings.")] = None,
     methods: Annotated[
-        str | None, typer.Option(help="Methods, comma-separated (default: all registered).")
+        str | None,
+        typer.Option(
+            help="Methods, comma-separated (default: all registered: cluster, general, oracle, "
+            "product, telea, navier_stokes and any variant)."
+        ),
     ] = None,
     registry: RegistryOpt = None,
     bundle: Annotated[str | None, typer.Option(help="Bundle version (default: current).")] = None,
@@ -456,7 +460,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of masks, latents and samples.")] = 0,
     perceptual_weights: Annotated[
         Path | None,
-        typer.Option(help="SqueezeNet 1.1 weights [env RESTAURO_SQUEEZENET_WEIGHTS]; none: skip."),
+        typer.Option(help="SqueezeNet 1.1 weights (env RESTAURO_SQUEEZENET_WEIGHTS); none: skip."),
     ] = None,
     diversity_samples: Annotated[
         int, typer.Option(help="Samples per GAN for its diversity score (0: off).")

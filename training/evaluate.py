@@ -85,7 +85,9 @@ class Method:
     """One way of restoring a damaged painting.
 
     A GAN method names whose networks restore (``target``: the routed cluster, the general DCGAN,
-    or the oracle cluster) and how (``overrides`` of the evaluation's ``InpaintParams``); a
+    or the oracle cluster) and how: ``overrides`` of the evaluation's ``InpaintParams`` (the
+    paper's engine, the GAN on every hole, so that cluster vs general compares GANs), or
+    ``product_engine``: whatever engine ``restore()`` uses by default, i.e. what a user gets. A
     classical method is a function ``(damaged rgb, mask) -> restored rgb``.
     """
 
@@ -94,6 +96,7 @@ class Method:
     target: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
     classical: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    product_engine: bool = False
 
     @property
     def is_gan(self) -> bool:
@@ -125,10 +128,18 @@ def gan_variant(name: str, target: str = ROUTED, description: str = "", **overri
     return register(Method(name, text, target=target, overrides=overrides))
 
 
-gan_variant("cluster", ROUTED, "the cluster the painting is routed to (the product's default)")
+gan_variant("cluster", ROUTED, "the GAN of the cluster the painting is routed to")
 gan_variant("general", GENERAL_TARGET, "the general DCGAN trained on every painting")
 gan_variant(
     "oracle", ORACLE, "best cluster per painting against the original: upper bound on routing"
+)
+register(
+    Method(
+        "product",
+        "restore() with its default engine and routing: what a user of the service gets",
+        target=ROUTED,
+        product_engine=True,
+    )
 )
 register(Method("telea", "OpenCV fast-marching inpainting (Telea 2004)", classical=telea_baseline))
 register(Method("navier_stokes", "OpenCV Navier-Stokes (Bertalmio 2001)", classical=ns_baseline))
@@ -211,6 +222,7 @@ def evaluate(options: EvalOptions, progress: Progress | None = None) -> Evaluati
     rows: list[dict[str, Any]] = []
     grids: dict[str, list[dict[str, Any]]] = {kind: [] for kind in options.masks}
     seconds: dict[str, float] = dict.fromkeys((m.name for m in methods), 0.0)
+    engines: dict[str, dict[str, Any]] = {}  # GAN method -> InpaintParams as restore() ran them
     total = len(paintings) * len(options.masks)
     for i, painting in enumerate(paintings):
         original = center_crop_square(painting.rgb, size)
@@ -245,6 +257,8 @@ def evaluate(options: EvalOptions, progress: Progress | None = None) -> Evaluati
                 scores["outside_mask_changed"] = int((image[~mask] != original[~mask]).any())
                 row["scores"][name] = scores
                 seconds[name] += outcome.seconds[name]
+            for name, engine in outcome.engines.items():
+                engines.setdefault(name, engine)
             rows.append(row)
             if len(grids[kind]) < options.grid_paintings:
                 grids[kind].append(
@@ -265,7 +279,10 @@ def evaluate(options: EvalOptions, progress: Progress | None = None) -> Evaluati
         m.name: {
             "description": m.description,
             "target": m.target,
-            "params": replace(params, **dict(m.overrides)).to_dict() if m.is_gan else None,
+            "engine": (
+                ("restore() default" if m.product_engine else "evaluation") if m.is_gan else None
+            ),
+            "params": engines.get(m.name),  # as restore() ran them (None: classical / no row)
         }
         for m in methods
     }
@@ -361,6 +378,7 @@ class _Outcome:
     images: dict[str, np.ndarray]
     seconds: dict[str, float]
     info: dict[str, Any]
+    engines: dict[str, dict[str, Any]]
 
 
 def _restore(
@@ -370,17 +388,22 @@ def _restore(
     params: InpaintParams,
     target: Target,
     device: str,
-) -> tuple[np.ndarray, int | None]:
+    product_engine: bool = False,
+) -> tuple[np.ndarray, int | None, dict[str, Any]]:
     """The evaluation's one call into the core's entry point, so it measures what users get.
 
     ``target`` is ``"auto"`` (route, as the service does), ``"general"`` or a cluster id.
-    Returns the best candidate and the cluster that restored it (None for the general DCGAN).
+    ``params`` sets the engine; with ``product_engine`` only its candidates, steps and seed are
+    passed and ``restore()`` chooses the rest, as it does for the service. Returns the best
+    candidate, the cluster that restored it (None for the general DCGAN) and the engine's
+    parameters as run.
     """
     request = RestoreRequest(
         target=target, candidates=params.candidates, steps=params.steps, seed=params.seed
     )
-    result = restore(damaged, mask, bundle, request, device=device, engine=params)
-    return result.candidates[0], result.plan.cluster
+    engine = None if product_engine else params
+    result = restore(damaged, mask, bundle, request, device=device, engine=engine)
+    return result.candidates[0], result.plan.cluster, result.params.to_dict()
 
 
 def _restore_all(
@@ -397,20 +420,27 @@ def _restore_all(
     The routed cluster's restoration is also that cluster's entry in the oracle's search (same
     networks, same parameters, same seed give the same result), so it is computed once.
     """
-    cache: dict[tuple[Any, ...], tuple[np.ndarray, float]] = {}
+    cache: dict[tuple[Any, ...], tuple[np.ndarray, float, dict[str, Any]]] = {}
     info: dict[str, Any] = {}
+    engines: dict[str, dict[str, Any]] = {}  # method -> the engine's parameters, as run
     images: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
 
-    def gan(target: Target, method_params: InpaintParams, key: tuple) -> tuple[np.ndarray, float]:
+    def gan(target: Target, method: Method) -> tuple[np.ndarray, float]:
+        method_params = replace(params, **dict(method.overrides))
+        key = (method.product_engine, *sorted(method.overrides.items()))
         if (target, key) not in cache:
             t = time.perf_counter()
-            image, cluster = _restore(bundle, damaged, mask, method_params, target, options.device)
-            cache[(target, key)] = (image, time.perf_counter() - t)
+            image, cluster, engine = _restore(
+                bundle, damaged, mask, method_params, target, options.device, method.product_engine
+            )
+            cache[(target, key)] = (image, time.perf_counter() - t, engine)
             if target == AUTO and cluster is not None:  # also that cluster's restoration
                 info["routed_to"] = cluster
-                cache[(cluster, key)] = (image, 0.0)
-        return cache[(target, key)]
+                cache[(cluster, key)] = (image, 0.0, engine)
+        image, spent, engine = cache[(target, key)]
+        engines.setdefault(method.name, engine)
+        return image, spent
 
     for method in methods:
         if method.classical is not None:
@@ -418,19 +448,17 @@ def _restore_all(
             images[method.name] = method.classical(damaged, mask)
             seconds[method.name] = time.perf_counter() - t
             continue
-        method_params = replace(params, **dict(method.overrides))
-        key = tuple(sorted(method.overrides.items()))
         if method.target == ROUTED:
-            images[method.name], seconds[method.name] = gan(AUTO, method_params, key)
+            images[method.name], seconds[method.name] = gan(AUTO, method)
         elif method.target == GENERAL_TARGET:
-            images[method.name], seconds[method.name] = gan(GENERAL, method_params, key)
+            images[method.name], seconds[method.name] = gan(GENERAL, method)
         else:  # oracle: every cluster, keep the one closest to the original (PSNR in the hole)
-            tries = {c: gan(c, method_params, key) for c in bundle.cluster_ids}
+            tries = {c: gan(c, method) for c in bundle.cluster_ids}
             best = max(tries, key=lambda c: hole_metrics(tries[c][0], original, mask)["psnr_hole"])
             images[method.name] = tries[best][0]
             seconds[method.name] = sum(s for _, s in tries.values())
             info[f"{method.name}_cluster"] = best
-    return _Outcome(images, seconds, info)
+    return _Outcome(images, seconds, info, engines)
 
 
 # --- diversity -----------------------------------------------------------------------------------
@@ -499,12 +527,12 @@ def summarize(rows: list[dict[str, Any]], kind: str, methods: list[Method]) -> d
         if rows and deployable
         else None
     )
-    pairs = [("cluster", "general"), ("oracle", "cluster")]
-    if best is not None:
-        pairs += [(best, "telea"), (best, "navier_stokes")]
+    pairs = [("cluster", "general"), ("oracle", "cluster"), ("product", "cluster")]
+    for a in dict.fromkeys([best, "product"]):
+        pairs += [(a, "telea"), (a, "navier_stokes")]
     paired = {
         f"{a} - {b}": paired_difference(rows, a, b, metrics)
-        for a, b in pairs
+        for a, b in dict.fromkeys(pairs)
         if a in names and b in names and a != b
     }
     routed = [r["routed_to"] for r in rows if "routed_to" in r]
@@ -701,11 +729,18 @@ def format_markdown(result: dict[str, Any]) -> str:
 
 
 def _params_line(result: dict[str, Any]) -> str:
-    gan = next((m for m in result["methods"].values() if m["params"]), None)
-    if gan is None:
+    """The common search parameters, then what each GAN method runs differently."""
+    gans = {n: m["params"] for n, m in result["methods"].items() if m.get("params")}
+    if not gans:
         return "no GAN method"
-    p = gan["params"]
-    return f"{p['candidates']} candidates, {p['steps']} z-steps, seed {p['seed']}"
+    base_name = "cluster" if "cluster" in gans else next(iter(gans))
+    base = gans[base_name]
+    line = f"{base['candidates']} candidates, {base['steps']} z-steps, seed {base['seed']}"
+    for name, params in gans.items():
+        changed = {k: v for k, v in params.items() if base.get(k) != v}
+        if changed:
+            line += f"; {name} differs from {base_name} in {changed}"
+    return line
 
 
 def format_summary(result: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from tests.data import paintings_dir, squeezenet_weights, textured_image
 from training import evaluate as ev
 from training.cli import main
 
-ALL_METHODS = ("cluster", "general", "oracle", "telea", "navier_stokes")
+ALL_METHODS = ("cluster", "general", "oracle", "product", "telea", "navier_stokes")
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_every_method_with_json_markdown_and_grids(
         assert set(summary["methods"]) == set(methods)
         assert {"cluster - general", "oracle - cluster"} <= set(summary["paired"])
         best = summary["best_gan"]
-        assert best in ("cluster", "general")
+        assert best in ("cluster", "general", "product")
         assert f"{best} - telea" in summary["paired"]
         stats = summary["paired"]["cluster - general"]["psnr"]
         assert stats["n"] == 2 and stats["stderr"] is not None
