@@ -1,23 +1,30 @@
-"""API overhead (decode + route + store + enqueue) and end-to-end restorations per minute.
+"""API overhead (decode + route + store + enqueue), status polls while uploads are routed, and
+end-to-end restorations per minute.
 
 Runs a real uvicorn API and (for the end-to-end part) one real worker over the real Redis at
 127.0.0.1:6379 (database 14, flushed), on a tiny trained bundle; figures go to --out.
 
-    .venv/bin/python bench/bench_service.py [--requests 200] [--jobs 20]
+    .venv/bin/python bench/bench_service.py [--requests 200] [--jobs 20] [--poll-seconds 20]
 
 Overhead is the POST /v1/restorations latency with no worker consuming (so restoration cost is
-excluded), from closed-loop clients at 1, 10 and 50 concurrency.
+excluded), from closed-loop clients at 1, 10 and 50 concurrency. Responsiveness is the
+GET /v1/restorations/{id} latency seen by 50 concurrent pollers (one asyncio process of their
+own, so the uploaders' threads do not delay their clocks), idle and while 10 or 50 closed-loop
+clients upload scans that the API routes.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures as cf
+import multiprocessing as mp
 import os
 import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -55,6 +62,87 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min) as uptime prints them."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _poll(
+    base: str, job_id: str, clients: int, seconds: float, interval: float, out: mp.Queue
+) -> None:
+    """In its own process: ``clients`` coroutines each GET the job's status every ``interval``
+    seconds (as the restoration page and `wait_for_job` poll), recording every latency."""
+    import httpx
+
+    async def main() -> list[float]:
+        latencies: list[float] = []
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+            deadline = time.perf_counter() + seconds
+
+            async def one(n: int) -> None:
+                await asyncio.sleep(interval * n / clients)  # spread the clients over a period
+                while time.perf_counter() < deadline:
+                    start = time.perf_counter()
+                    response = await client.get(f"/v1/restorations/{job_id}")
+                    assert response.status_code == 200, response.text
+                    took = time.perf_counter() - start
+                    latencies.append(took)
+                    await asyncio.sleep(max(0.0, interval - took))
+
+            await asyncio.gather(*(one(n) for n in range(clients)))
+        return latencies
+
+    out.put(asyncio.run(main()))
+
+
+def polls_under_load(
+    base: str,
+    files: dict,
+    job_id: str,
+    uploaders: int,
+    pollers: int,
+    seconds: float,
+    interval: float,
+) -> dict[str, float]:
+    """GET latency of ``pollers`` while ``uploaders`` closed-loop clients POST scans."""
+    ctx = mp.get_context("spawn")
+    results: mp.Queue = ctx.Queue()
+    args = (base, job_id, pollers, seconds, interval, results)
+    poller = ctx.Process(target=_poll, args=args)
+    stop = threading.Event()
+    posted = [0]
+
+    def upload() -> None:
+        with httpx.Client(timeout=120) as client:
+            while not stop.is_set():
+                response = client.post(
+                    f"{base}/v1/restorations", files=files, data={"candidates": "1", "steps": "1"}
+                )
+                assert response.status_code == 202, response.text
+                posted[0] += 1
+
+    threads = [threading.Thread(target=upload, daemon=True) for _ in range(uploaders)]
+    for t in threads:
+        t.start()
+    if uploaders:
+        time.sleep(1.0)  # the uploads are in full swing before the clock starts
+    start_posted = posted[0]
+    poller.start()
+    latencies = results.get(timeout=seconds + 120)
+    poller.join()
+    routed = (posted[0] - start_posted) / seconds
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+    return {
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "polls_per_s": len(latencies) / seconds,
+        "uploads_per_s": routed,
+    }
+
+
 def overhead(base: str, files: dict, concurrency: int, requests: int) -> dict[str, float]:
     data = {"candidates": "1", "steps": "1"}
     latencies: list[float] = []
@@ -85,6 +173,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--candidates", type=int, default=4)
+    parser.add_argument("--pollers", type=int, default=50)
+    parser.add_argument("--poll-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--poll-interval", type=float, default=0.5, help="each poller's period (0: closed loop)"
+    )
+    parser.add_argument("--route-threads", type=int, help="RESTAURO_ROUTE_THREADS (default 2)")
     parser.add_argument(
         "--out",
         type=Path,
@@ -98,6 +192,9 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-service-"))
     train_tiny(root / "registry")
     env = environment(root / "registry", root, REDIS)
+    if args.route_threads:
+        env["RESTAURO_ROUTE_THREADS"] = str(args.route_threads)
+    load_start = load()
     files = {
         "image": ("scan.png", png(synthetic_scan(256, 256)), "image/png"),
         "mask": ("mask.png", png(square_mask(256, 256)), "image/png"),
@@ -107,8 +204,25 @@ def main() -> None:
     try:
         for concurrency in (1, 10, 50):
             result = overhead(base, files, concurrency, args.requests)
-            rows.append((concurrency, result))
-            print(f"concurrency {concurrency}: {result}", flush=True)
+            rows.append((concurrency, result, load()))
+            print(f"concurrency {concurrency}: {result} (load {rows[-1][2]})", flush=True)
+        client.flushdb()
+
+        # A queued job to poll (no worker runs yet, so its status stays queued).
+        target = httpx.post(f"{base}/v1/restorations", files=files, data={"steps": "1"}).json()
+        polls = []
+        for uploaders in (0, 10, 50):
+            result = polls_under_load(
+                base,
+                files,
+                target["id"],
+                uploaders,
+                args.pollers,
+                args.poll_seconds,
+                args.poll_interval,
+            )
+            polls.append((uploaders, result, load()))
+            print(f"GET with {uploaders} uploaders: {result} (load {polls[-1][2]})", flush=True)
         client.flushdb()
 
         worker = start_worker(env, root / "worker.log")
@@ -136,17 +250,40 @@ def main() -> None:
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         "no GPU (2-core CPU dev machine, shared with other work while measuring).",
+        f"Load average at the start: {load_start} (1, 5, 15 min); measured "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}.",
         "Command: `.venv/bin/python bench/bench_service.py` "
         f"(--requests {args.requests} --jobs {args.jobs} --steps {args.steps} "
-        f"--candidates {args.candidates}).",
+        f"--candidates {args.candidates} --pollers {args.pollers} "
+        f"--poll-seconds {args.poll_seconds:g} --poll-interval {args.poll_interval:g}); "
+        "routing threads: "
+        f"{env.get('RESTAURO_ROUTE_THREADS', '2 (default)')}.",
         "",
         "## API overhead: POST /v1/restorations (decode + route + store + enqueue), 256x256 scan",
         "",
         "One uvicorn process, real Redis, no worker consuming; closed-loop clients.",
         "",
-        "| concurrent clients | p50 ms | p99 ms | requests/s |",
-        "|---:|---:|---:|---:|",
-        *[f"| {c} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['rps']:.1f} |" for c, r in rows],
+        "| concurrent clients | p50 ms | p99 ms | requests/s | load after |",
+        "|---:|---:|---:|---:|---|",
+        *[
+            f"| {c} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['rps']:.1f} | {ld} |"
+            for c, r, ld in rows
+        ],
+        "",
+        f"## Status polls while uploads are routed: GET /v1/restorations/{{id}}, "
+        f"{args.pollers} pollers",
+        "",
+        f"{args.pollers} concurrent pollers (asyncio, a process of their own), each polling "
+        f"every {args.poll_interval:g} s (the page's rhythm) for {args.poll_seconds:g} s, while "
+        "N closed-loop clients upload 256x256 scans that the API decodes and routes.",
+        "",
+        "| uploading clients | GET p50 ms | GET p99 ms | polls/s | uploads routed/s | load after |",
+        "|---:|---:|---:|---:|---:|---|",
+        *[
+            f"| {u} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['polls_per_s']:.0f} | "
+            f"{r['uploads_per_s']:.1f} | {ld} |"
+            for u, r, ld in polls
+        ],
         "",
         "## End to end, one worker (solo pool, CPU)",
         "",
