@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	@scripts/ensure-browser.sh   # chromium + chromedriver for the page's browser test, if missing
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
