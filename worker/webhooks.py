@@ -139,9 +139,7 @@ class Deliverer:
         self._senders = ThreadPoolExecutor(
             settings.webhook_senders, thread_name_prefix="restauro-webhook"
         )
-        self._client = httpx.Client(
-            timeout=settings.webhook_timeout_s, follow_redirects=False, trust_env=False
-        )
+        self._local = threading.local()  # one HTTP client per sender thread
         self._scheduler = threading.Thread(
             target=self._run, name="restauro-webhook-scheduler", daemon=True
         )
@@ -182,6 +180,15 @@ class Deliverer:
         return True
 
     # --- the threads ----------------------------------------------------------------------------
+    def _client(self) -> httpx.Client:
+        """This sender thread's client: connections kept alive per thread, redirects ours to
+        judge (see :func:`post_once`)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(timeout=self.settings.webhook_timeout_s, follow_redirects=False)
+            self._local.client = client
+        return client
+
     def _schedule(self, delivery: Delivery, when: float) -> None:
         with self._cond:
             heapq.heappush(self._heap, _Due(when, next(self._seq), delivery))
@@ -212,7 +219,7 @@ class Deliverer:
         attempt = int(record.get("attempts", 0)) + 1
         record.update(attempts=attempt, last_attempt_at=_now())
         try:
-            status = post_once(self._client, settings, delivery, attempt)
+            status = post_once(self._client(), settings, delivery, attempt)
         except AttemptFailed as exc:
             record.update(last_error=str(exc), last_status_code=exc.status)
             elapsed = time.monotonic() - delivery.first_attempt
