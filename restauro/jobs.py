@@ -277,7 +277,7 @@ class JobStore:
             view["candidates"] = [
                 {**c, "n": c["rank"], "url": f"{base}/{c['rank']}"} for c in result["candidates"]
             ]
-            view["score_kind"] = result.get("score_kind")  # what ranks them (lower is better)
+            view["score_kind"] = result.get("score_kind")  # what ranks them (result.json's words)
             view["warnings"] = result.get("warnings", [])
             view["timings"] = {
                 "restoration_seconds": result.get("seconds"),

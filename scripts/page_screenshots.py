@@ -22,7 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from restauro.images import encode_png, fit_longer_side, read_image  # noqa: E402
+import cv2  # noqa: E402
+
+from restauro.images import encode_png, read_image  # noqa: E402
 from tests.browser import paint, start_chrome, text, wait  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.data import paintings_dir  # noqa: E402
@@ -52,7 +54,10 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="restauro-shots-"))
     painting = args.painting or default_painting()
-    scan = fit_longer_side(read_image(painting).rgb, args.size)
+    # The corpus' paintings are 256 px; a scan is larger, so enlarge it to --size for the page.
+    rgb = read_image(painting).rgb
+    scale = args.size / max(rgb.shape[:2])
+    scan = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     scan_path = root / f"{painting.stem}.png"
     scan_path.write_bytes(encode_png(scan))
 

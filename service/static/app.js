@@ -163,6 +163,7 @@ async function openScan(file) {
   $("use-alpha").disabled = !state.alphaMask;
   $("scan-info").textContent = `${file.name} · ${bitmap.width} × ${bitmap.height} px`;
   if (state.alphaMask) useAlpha();
+  fitStages();
   maskChanged();
   resetResults();
 }
@@ -337,6 +338,35 @@ function setZoom(stageId, fitId, fullId, full) {
   stage.classList.toggle("full", full);
   $(fitId).classList.toggle("on", !full);
   $(fullId).classList.toggle("on", full);
+  fitStages();
+}
+
+/** Display size of a w x h image in a stage: every pixel at "100%", else the largest size that
+ *  fits the panel (up or down: a small scan is enlarged, a large one reduced). */
+function displaySize(stage, w, h, across = 1) {
+  if (stage.classList.contains("full") || !w) return [w, h];
+  const gap = 8 * (across - 1);
+  const width = (stage.clientWidth - 2 - gap) / across;
+  const height = Math.max(240, window.innerHeight * 0.68);
+  const scale = Math.min(width / w, height / h);
+  return [Math.floor(w * scale), Math.floor(h * scale)];
+}
+
+function fitStages() {
+  if (state.width) {
+    const [w, h] = displaySize($("editor"), state.width, state.height);
+    scanCanvas().style.width = `${w}px`;
+    scanCanvas().style.height = `${h}px`;
+  }
+  const original = $("compare-original");
+  if (original.naturalWidth) {
+    const across = $("compare").classList.contains("side") ? 2 : 1;
+    const [w, h] = displaySize($("compare"), original.naturalWidth, original.naturalHeight, across);
+    for (const img of [original, $("compare-restored")]) {
+      img.style.width = `${w}px`;
+      img.style.height = `${h}px`;
+    }
+  }
 }
 
 // --- submitting and following the job -------------------------------------------------------
@@ -452,6 +482,7 @@ async function showResults(view) {
     button.addEventListener("click", () => select(c.rank));
     list.append(button);
   });
+  $("compare-original").onload = fitStages;
   $("compare-original").src = state.urls.original;
   const route = view.route ? ` Routed to cluster ${view.route.cluster} (nearest of ` +
     `${Object.keys(view.route.distances).length}).` : "";
@@ -493,6 +524,7 @@ function setCompareMode(mode) {
   compare.classList.remove("show-original");
   $("show-original").hidden = mode !== "toggle";
   $("show-original").textContent = "Showing: proposal";
+  fitStages();
 }
 
 function setCut(percent) {
@@ -582,6 +614,7 @@ function init() {
     editor.classList.remove("drag");
     guarded(() => openScan(e.dataTransfer.files[0]));
   });
+  window.addEventListener("resize", fitStages);
   installBrush();
   installCompare();
   setCut(50);
