@@ -9,6 +9,7 @@ call :func:`restore` with a request and let it plan. Every one of them writes th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,9 +18,15 @@ import numpy as np
 from restauro.bundle import GENERAL, Bundle
 from restauro.errors import InvalidParameter
 from restauro.inpaint import InpaintParams, Restoration, inpaint
+from restauro.inpaint.fullres import ZOPT_SCORE_KIND, ScanRestoration, restore_scan
 from restauro.jobs import queue_for
 from restauro.progress import Progress
 from restauro.request import AUTO, RestorePlan, RestoreRequest
+
+# What the product restores with unless a caller sets the engine's knobs itself: a method per
+# kind of damage (diffusion on thin damage, the GAN + detail on losses, diffusion baselines as
+# candidates). ``InpaintParams()`` alone is the paper's engine: the GAN on every hole.
+PRODUCT = InpaintParams(damage_methods=True)
 
 
 def plan(bundle: Bundle, rgb: np.ndarray, mask: np.ndarray, request: RestoreRequest) -> RestorePlan:
@@ -50,25 +57,44 @@ class RestoreResult:
 
     plan: RestorePlan
     params: InpaintParams  # everything the engine was run with (for reproducing the result)
-    restoration: Restoration
+    restoration: ScanRestoration | Restoration  # methods per damage | the GAN on every hole
 
     @property
-    def candidates(self) -> list[np.ndarray]:
+    def candidates(self) -> Sequence[np.ndarray]:
         """Full-resolution RGB images, best first (candidate ``rank`` 1 is index 0)."""
         return self.restoration.candidates
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-able result (everything but pixels): result.json of the CLI and of a job."""
+        """The JSON-able result (everything but pixels): result.json of the CLI and of a job.
+
+        Every candidate names its ``method`` and its ``score`` (of ``score_kind``, the ranking
+        key); GAN candidates also carry the z-search's ``loss``. ``windows`` (methods per damage)
+        or ``holes`` (the GAN alone) say where each part of the damage was restored from.
+        """
         r = self.restoration
-        return {
+        head = {
             "bundle_version": self.plan.bundle_version,
             "target": self.plan.target,
             "cluster": self.plan.cluster,
             "route": self.plan.route.to_dict() if self.plan.route is not None else None,
             "params": self.params.to_dict(),
+        }
+        tail = {
+            "steps": r.steps,
+            "seconds": round(r.seconds, 3),
+            "warnings": list(r.warnings),
+        }
+        if isinstance(r, ScanRestoration):
+            candidates = [{"rank": n, **c.to_dict()} for n, c in enumerate(r.ranked, start=1)]
+            return {**head, "candidates": candidates, **r.to_dict(), **tail}
+        return {
+            **head,
+            "score_kind": ZOPT_SCORE_KIND,
             "candidates": [
                 {
                     "rank": rank,
+                    "method": f"gan:{r.model}",
+                    "score": round(loss.total, 6),
                     "loss": round(loss.total, 6),
                     "contextual": round(loss.contextual, 6),
                     "perceptual": round(loss.perceptual, 6),
@@ -85,9 +111,7 @@ class RestoreResult:
                 }
                 for g in r.groups
             ],
-            "steps": r.steps,
-            "seconds": round(r.seconds, 3),
-            "warnings": list(r.warnings),
+            **tail,
         }
 
 
@@ -104,15 +128,17 @@ def restore(
     """Restore the masked pixels of ``rgb``; pixels outside ``mask`` are returned unchanged.
 
     ``request`` is planned first unless it already is a plan (the worker's case: the API planned
-    it). ``engine`` sets the engine's expert knobs (evaluations, benchmarks); the request's
-    candidates, steps and seed always win.
+    it). ``engine`` sets the engine's expert knobs (evaluations, benchmarks; default
+    :data:`PRODUCT`, a method per kind of damage); the request's candidates, steps and seed
+    always win. With ``engine.damage_methods`` False the GAN restores every hole (the paper).
     """
     chosen = request if isinstance(request, RestorePlan) else plan(bundle, rgb, mask, request)
     if chosen.bundle_version != bundle.version:
         raise InvalidParameter(
             f"the plan is for bundle {chosen.bundle_version}, not {bundle.version}"
         )
-    params = chosen.request.inpaint_params(engine)
+    params = chosen.request.inpaint_params(engine if engine is not None else PRODUCT)
     models = bundle.models(GENERAL if chosen.cluster is None else chosen.cluster, device)
-    restoration = inpaint(rgb, mask, models, params, device=device, progress=progress)
+    run = restore_scan if params.damage_methods else inpaint
+    restoration = run(rgb, mask, models, params, device=device, progress=progress)
     return RestoreResult(chosen, params, restoration)

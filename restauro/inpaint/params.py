@@ -55,6 +55,7 @@ class InpaintParams:
     detail_sigma: float = 0.0  # band split (px at scan resolution); 0 = half the window's scale
     detail_block: int = 16  # side of the quilted blocks of brushwork (px)
     score_ring: int = 4  # known ring (px) held out to score every candidate alike
+    rank_by: str = "method"  # "method": the GAN's candidates first on losses; "score": by score
 
     def __post_init__(self) -> None:
         checks = [
@@ -163,5 +164,9 @@ def _damage_checks(p: InpaintParams) -> list[tuple[bool, str]]:
         (
             isinstance(p.score_ring, int) and 1 <= p.score_ring <= 64,
             f"score_ring must be in [1, 64], got {p.score_ring}",
+        ),
+        (
+            p.rank_by in ("method", "score"),
+            f"rank_by must be 'method' or 'score', got {p.rank_by!r}",
         ),
     ]

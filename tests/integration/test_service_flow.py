@@ -36,7 +36,7 @@ def files(seed: int = 0) -> dict:
 
 def check_restored(base: str, body: dict, seed: int = 0) -> None:
     assert body["status"] == "succeeded", body
-    assert len(body["candidates"]) == 2
+    assert len(body["candidates"]) == 2 + 2  # 2 GAN completions, then Telea and Navier-Stokes
     original = synthetic_scan(seed=seed)
     outside = ~square_mask()
     for cand in body["candidates"]:

@@ -144,10 +144,11 @@ def test_inpaint_route_and_models(cli, registry_copy, tmp_path):
         out,
         "-q",
     )
-    assert code == 0 and "3 restorations" in stdout
+    assert code == 0 and "5 restorations" in stdout  # 3 GAN completions + 2 diffusion baselines
     result = json.loads((out / "result.json").read_text())
-    losses = [c["loss"] for c in result["candidates"]]
-    assert losses == sorted(losses) and len(losses) == 3
+    methods = [c["method"] for c in result["candidates"]]
+    assert methods[:3] == [f"gan:{result['target']}"] * 3
+    assert sorted(methods[3:]) == ["ns", "telea"]
     assert result["route"]["cluster"] == int(result["target"][1:])
     from restauro.images import read_image
 

@@ -54,15 +54,18 @@ def test_task_writes_candidates_and_is_idempotent(tmp_path: Path, tiny_registry:
     job_id = make_job(store, tiny_registry)
 
     outcome = app.tasks[TASK_NAME].apply(args=[job_id], task_id=job_id).get()
-    assert outcome == {"id": job_id, "status": "succeeded", "candidates": 2}
+    # the 2 GAN completions of the loss, then the diffusion baselines (a method per damage)
+    assert outcome == {"id": job_id, "status": "succeeded", "candidates": 4}
     result = store.read_result(job_id)
     assert result["target"] == "c0" and result["params"]["seed"] == 3
-    assert [c["rank"] for c in result["candidates"]] == [1, 2]
-    losses = [c["loss"] for c in result["candidates"]]
-    assert losses == sorted(losses)
-    first = [store.file(job_id, candidate_name(n)).read_bytes() for n in (1, 2)]
+    assert [c["rank"] for c in result["candidates"]] == [1, 2, 3, 4]
+    methods = [c["method"] for c in result["candidates"]]
+    assert methods[:2] == ["gan:c0", "gan:c0"] and sorted(methods[2:]) == ["ns", "telea"]
+    assert all(isinstance(c["score"], float) for c in result["candidates"])
+    ranks = (1, 2, 3, 4)
+    first = [store.file(job_id, candidate_name(n)).read_bytes() for n in ranks]
     scan, mask = synthetic_scan(), square_mask()
-    for n in (1, 2):
+    for n in ranks:
         candidate = read_image(store.file(job_id, candidate_name(n))).rgb
         assert candidate.shape == scan.shape
         assert np.array_equal(candidate[~mask], scan[~mask])  # untouched outside the hole
@@ -71,7 +74,7 @@ def test_task_writes_candidates_and_is_idempotent(tmp_path: Path, tiny_registry:
     # A redelivered job whose result was never written restores the same pixels again.
     (store.path(job_id) / RESULT).unlink()
     app.tasks[TASK_NAME].apply(args=[job_id], task_id=job_id).get()
-    assert [store.file(job_id, candidate_name(n)).read_bytes() for n in (1, 2)] == first
+    assert [store.file(job_id, candidate_name(n)).read_bytes() for n in ranks] == first
     assert store.read_result(job_id)["attempt"] == 2
 
 

@@ -1,0 +1,129 @@
+"""A method per kind of damage on a full-resolution scan: every candidate named and scored alike,
+the GAN restoring the losses from scale-limited windows, nothing outside the mask touched."""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from restauro.errors import InvalidParameter
+from restauro.inpaint import InpaintParams
+from restauro.inpaint.fullres import restore_scan
+from tests.data import textured_image
+
+FAST = InpaintParams(candidates=2, steps=3, seed=0, damage_methods=True)
+
+
+def _museum_scan(height: int = 1200, width: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    """Three losses (radius 20-60 px) and a 4 px crack crossing the scan and one loss."""
+    rgb = textured_image(height, width, seed=4)
+    mask = np.zeros((height, width), np.uint8)
+    for x, y, r in ((300, 250, 20), (900, 520, 60), (1200, 950, 40)):
+        cv2.circle(mask, (x, y), r, 1, -1)
+    cv2.line(mask, (0, 300), (width - 1, 700), 1, 4)
+    return rgb, mask.astype(bool)
+
+
+def test_museum_scan_outside_the_mask_is_bit_identical_and_windows_keep_to_the_limit(
+    tiny_models,
+):
+    rgb, mask = _museum_scan()
+    damaged = rgb.copy()
+    damaged[mask] = 255
+    result = restore_scan(damaged, mask, tiny_models, FAST)
+    images = list(result.candidates)
+    assert len(images) == FAST.candidates + len(FAST.baselines)
+    for image in images:
+        assert image.shape == rgb.shape and image.dtype == np.uint8
+        assert np.array_equal(image[~mask], damaged[~mask])
+        assert not (image[mask] == 255).all(axis=1).any()  # every damaged pixel was restored
+    kinds = [w.kind for w in result.windows]
+    assert kinds.count("loss") == 3 and kinds.count("thin") >= 5
+    for window in result.windows:
+        assert window.within_limit and window.scale <= FAST.max_scale
+    assert result.analysis["loss_components"] == 3
+
+
+def test_every_candidate_names_its_method_and_the_ranking_is_by_one_score(tiny_models):
+    rgb, mask = _museum_scan(400, 500)
+    mask[:] = False
+    cv2.circle(mask.view(np.uint8), (250, 200), 40, 1, -1)
+    cv2.line(mask.view(np.uint8), (0, 100), (499, 150), 1, 3)
+    result = restore_scan(rgb, mask, tiny_models, FAST)
+    methods = [c.method for c in result.ranked]
+    assert sorted(methods) == sorted(["gan:tiny"] * 2 + ["telea", "ns"])
+    # rank_by "method" (default): the GAN's candidates first on losses, each group by the score
+    assert methods[:2] == ["gan:tiny", "gan:tiny"]
+    for group in (result.ranked[:2], result.ranked[2:]):
+        scores = [c.score for c in group]
+        assert scores == sorted(scores, reverse=True)
+    by_score = restore_scan(rgb, mask, tiny_models, dataclasses.replace(FAST, rank_by="score"))
+    scores = [c.score for c in by_score.ranked]
+    assert scores == sorted(scores, reverse=True)  # one score for all, higher is better
+    assert sorted(scores) == sorted(c.score for c in result.ranked)  # the same candidates
+    for c in result.ranked:
+        assert set(c.methods) == {"loss", "thin"}
+        assert c.to_dict()["method"] == c.method
+        assert (c.gan is not None) == c.method.startswith("gan:")
+    gan = [c for c in result.ranked if c.gan is not None]
+    assert {c.methods["loss"] for c in gan} == {"gan:tiny+detail"}
+    assert all(c.methods["thin"] in ("telea", "ns") for c in result.ranked)
+
+
+def test_thin_damage_only_runs_no_gan(tiny_models, painting):
+    mask = np.zeros(painting.shape[:2], bool)
+    mask[40:43, 5:75] = True  # a 3 px scratch
+    result = restore_scan(painting, mask, tiny_models, FAST)
+    assert [c.method for c in result.ranked] and result.steps == 0
+    assert {c.method for c in result.ranked} == {"telea", "ns"}
+    assert all(w.kind == "thin" and w.scale == 1.0 for w in result.windows)
+    for image in result.candidates:
+        assert np.array_equal(image[~mask], painting[~mask])
+
+
+def test_same_seed_same_candidates(tiny_models, painting):
+    mask = np.zeros(painting.shape[:2], bool)
+    mask[30:55, 20:50] = True
+    a = restore_scan(painting, mask, tiny_models, FAST)
+    b = restore_scan(painting, mask, tiny_models, FAST)
+    assert all(np.array_equal(x, y) for x, y in zip(a.candidates, b.candidates, strict=True))
+
+
+def test_without_detail_the_gan_fill_is_the_blended_completion(tiny_models, painting):
+    mask = np.zeros(painting.shape[:2], bool)
+    mask[30:55, 20:50] = True
+    result = restore_scan(painting, mask, tiny_models, dataclasses.replace(FAST, detail=False))
+    gan = [c for c in result.ranked if c.gan is not None]
+    assert gan and all(c.methods["loss"] == "gan:tiny" for c in gan)
+
+
+def test_progress_reports_each_stage(tiny_models, painting):
+    mask = np.zeros(painting.shape[:2], bool)
+    mask[30:55, 20:50] = True
+    mask[80:82, 0:80] = True
+    calls = []
+    restore_scan(painting, mask, tiny_models, FAST, progress=lambda *a: calls.append(a))
+    stages = {c[0] for c in calls}
+    assert {"analyse", "thin", "baselines", "inpaint", "compose"} <= stages
+    steps = [c for c in calls if c[0] == "inpaint"]
+    assert steps[-1][1] == steps[-1][2]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"thin_width": 0.0},
+        {"max_scale": 0.5},
+        {"min_context_factor": 3.0},
+        {"baselines": ()},
+        {"baselines": ("telea", "patchmatch")},
+        {"detail_block": 2},
+        {"score_ring": 0},
+        {"diffusion_radius": 0},
+        {"rank_by": "loss"},
+    ],
+)
+def test_invalid_damage_parameters(bad):
+    with pytest.raises(InvalidParameter):
+        InpaintParams(**bad)
