@@ -31,9 +31,9 @@ import numpy as np
 
 from restauro.atomic import write_bytes_atomic, write_json_atomic
 from restauro.errors import InvalidInput, InvalidParameter, RestauroError
-from restauro.images import encode_png
+from restauro.images import encode_like
 from restauro.jobs import RESULT, candidate_name
-from restauro.masks import load_image_and_mask
+from restauro.masks import load_image_and_mask, load_scan
 from restauro.request import RestoreRequest
 
 SCAN_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
@@ -193,11 +193,17 @@ class LocalEngine:
 
         image = read_file(item.scan, "image")
         mask = read_file(item.mask, "mask") if item.mask is not None else None
-        rgb, hole = read_inputs(image, mask, self.max_pixels)
+        scan = load_scan(image, mask, self.max_pixels)
         result = restore(
-            rgb, hole, self.bundle, self.request, device=self.device, progress=self.progress
+            scan.rgb,
+            scan.mask,
+            self.bundle,
+            self.request,
+            device=self.device,
+            progress=self.progress,
         )
-        pngs = [encode_png(c) for c in result.candidates]
+        # like the input: 16-bit stays 16-bit (bit for bit outside the mask), ICC, orientation
+        pngs = [encode_like(c, scan.image, scan.mask) for c in result.candidates]
         write_outputs(item.out, item, image, result.to_dict(), pngs)
         return result.to_dict()
 

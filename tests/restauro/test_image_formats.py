@@ -154,3 +154,31 @@ def test_float_tiffs_are_refused_clearly():
     Image.fromarray(np.zeros((8, 8), np.float32)).save(buf, "TIFF")
     with pytest.raises(InvalidImage, match="8- or 16-bit"):
         decode_image(buf.getvalue())
+
+
+def test_a_job_keeps_its_16_bit_input_and_writes_candidates_like_it(tmp_path):
+    """The worker's side: candidates (8-bit RGB from the core) go out at the upload's depth."""
+    from restauro.jobs import JobStore, candidate_name, new_job_id
+    from restauro.request import RestorePlan, RestoreRequest
+
+    deep = _deep()
+    scan = load_scan(tiff_bytes(deep, icc=ICC, orientation=3), encode_png(_hole() * np.uint8(255)))
+    store = JobStore(tmp_path)
+    job_id = new_job_id()
+    plan = RestorePlan("v1", "c0", "restore.c0", RestoreRequest(target=0))
+    store.create(job_id, scan.rgb, scan.mask, plan, created=0.0, source=scan.image)
+    rgb, mask = store.read_inputs(job_id, max_pixels=10**6)
+    assert np.array_equal(rgb, scan.rgb) and np.array_equal(mask, scan.mask)
+
+    class Result:  # what write_result reads of a RestoreResult
+        def __init__(self) -> None:
+            self.candidates = [_restored(scan.image)]
+
+        def to_dict(self) -> dict:
+            return {"candidates": [{"rank": 1}]}
+
+    assert store.write_result(job_id, Result())  # type: ignore[arg-type]
+    written = decode_image(store.file(job_id, candidate_name(1)).read_bytes())
+    assert written.info.bit_depth == 16 and written.info.icc_profile == ICC
+    assert written.info.orientation == 3
+    assert np.array_equal(written.deep[~scan.mask], scan.image.deep[~scan.mask])
