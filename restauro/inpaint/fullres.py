@@ -236,9 +236,8 @@ class _State:
     ) -> None:
         self.rgb, self.mask, self.damage, self.params = rgb, mask, damage, params
         self.index = np.flatnonzero(mask)
-        # position of every mask pixel in ``index`` (-1 elsewhere): fills are N x 3 arrays
-        self.position = np.full(mask.size, -1, dtype=np.int64)
-        self.position[self.index] = np.arange(len(self.index))
+        # fills are N x 3 arrays in ``index`` order; a pixel's row is found by binary search
+        # (``index`` is sorted), not a scan-sized lookup table (800 MB at 100 megapixels)
         self.fills: dict[str, np.ndarray] = {}  # diffusion method -> N x 3
         self.sums: dict[tuple[str, str], list[float]] = {}  # (kind, method) -> [sq err, count]
         self.window_scores: dict[tuple[int, int, int, int], dict[str, float]] = {}
@@ -260,7 +259,7 @@ class _State:
         """Indices into a fill of the ``own`` pixels of a crop (row-major, like the crop)."""
         ys, xs = np.nonzero(own)
         flat = (ys + visible.top) * self.mask.shape[1] + (xs + visible.left)
-        return self.position[flat]
+        return np.searchsorted(self.index, flat)
 
     def fill_of(self, method: str) -> np.ndarray:
         if method not in self.fills:
@@ -399,7 +398,7 @@ class _State:
             damage = self.mask[rows, cols]
             ys, xs = np.nonzero(damage)
             flat = (ys + visible.top) * self.mask.shape[1] + (xs + visible.left)
-            crop[ys, xs] = fill[self.position[flat]]
+            crop[ys, xs] = fill[np.searchsorted(self.index, flat)]
             ratio = detail_ratio(crop, own)
             if np.isfinite(ratio):
                 total += ratio * window.group.hole_pixels
