@@ -7,6 +7,7 @@ their status codes. A user's mistake is always a 4xx; only a bug in our code yie
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -81,7 +82,43 @@ def error_response(status: int, code: str, detail: str) -> JSONResponse:
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
 
 
+# The one error body, as the OpenAPI schema documents it.
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string", "description": "a stable code, e.g. invalid_image"},
+        "detail": {"type": "string", "description": "what was wrong, for a person"},
+    },
+}
+
+
+def document_error_body(app: FastAPI) -> None:
+    """Make the OpenAPI schema say what a 422 really looks like.
+
+    FastAPI documents every validation failure as its own ``HTTPValidationError`` (``detail`` a
+    list of objects), but the handler below answers ``{"error", "detail"}`` like every other
+    error. A client generated from the schema, or a schemathesis run, would otherwise reject
+    every 422 the API sends.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["HTTPValidationError"] = ERROR_SCHEMA
+            schemas.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    document_error_body(app)
+
     @app.exception_handler(core.RestauroError)
     async def _restauro(_: Request, exc: core.RestauroError) -> JSONResponse:
         return error_response(status_for(exc), exc.code, exc.detail)
