@@ -24,6 +24,8 @@ from restauro.cli_flags import FlagParser, add_settings_flags, settings_from_arg
 from restauro.errors import RestauroError
 from service.supervisor import WorkerSupervisor
 
+EXIT_NO_SERVER = 3  # the HTTP server could not start (as uvicorn.run exits)
+
 
 class Shutdown(Exception):
     """SIGTERM or SIGINT arrived: unwind to ``main``'s ``finally``, which stops the worker.
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     env = settings.child_env(dict(os.environ))
     os.environ.update(env)  # uvicorn's factory below reads these through get_settings()
     previous = {sig: signal.signal(sig, _raise_shutdown) for sig in (signal.SIGTERM, signal.SIGINT)}
+    status = 0
     worker: WorkerSupervisor | None = None
     try:
         if args.with_worker:
@@ -109,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers > 1:  # uvicorn's own supervisor runs the HTTP processes
             uvicorn.run("service.main:create_app", **options)
         else:
-            Server(uvicorn.Config("service.main:create_app", **options), worker).run()
+            server = Server(uvicorn.Config("service.main:create_app", **options), worker)
+            server.run()
+            if not server.started:  # e.g. the port is taken; uvicorn said why
+                status = EXIT_NO_SERVER
     except Shutdown:
         pass
     finally:
@@ -119,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             worker.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 1 if worker is not None and worker.gave_up else 0
+    if worker is not None and worker.gave_up:
+        status = 1
+    return status
 
 
 class Server(uvicorn.Server):
