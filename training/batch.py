@@ -164,7 +164,8 @@ Done = Callable[[Outcome], None]
 
 # --- engines ------------------------------------------------------------------------------------
 class LocalEngine:
-    """Restores here, with the bundle loaded once for every file."""
+    """Restores here, with the bundle loaded once for every file (and not at all when a resumed
+    batch has nothing left to restore)."""
 
     def __init__(
         self,
@@ -177,15 +178,28 @@ class LocalEngine:
     ) -> None:
         from restauro.registry import Registry
 
-        self.bundle = Registry(registry).load(version)
+        self.registry = Registry(registry)
+        # The version is pinned now (a promotion mid-batch changes nothing) and checked now: a
+        # missing bundle is one error line, not one per scan.
+        self.version: str = version or self.registry.current_version() or ""
+        if not self.version:
+            self.registry.manifest()  # BundleNotFound: the registry has no current bundle
+        self.registry.path_of(self.version)  # BundleNotFound: no such version
         self.request = request
         self.device = device
         self.max_pixels = max_pixels
         self.progress = progress
+        self._bundle = None
+
+    @property
+    def bundle(self):
+        if self._bundle is None:
+            self._bundle = self.registry.load(self.version)
+        return self._bundle
 
     @property
     def label(self) -> str:
-        return f"bundle {self.bundle.version}"
+        return f"bundle {self.version}"
 
     def restore(self, item: Item) -> dict[str, Any]:
         """Restore one scan into ``item.out``; its result.json as written."""

@@ -106,3 +106,7 @@ def test_folder_mistakes_are_one_line(cli, tiny_registry: Path, tmp_path: Path) 
     assert code == 2 and "no scans in" in one_error_line(err)
     code, _, err = cli("inpaint", scans, "--masks", tmp_path / "nope", *base)
     assert code == 2 and "is not a folder" in one_error_line(err)
+    code, _, err = cli(
+        "inpaint", scans, "--masks", masks, "--bundle", "20990101-000000-abcdef", *base
+    )
+    assert code == 1 and "no bundle version" in one_error_line(err)  # once, not once per scan
