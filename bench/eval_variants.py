@@ -14,6 +14,7 @@ Writes what ``restauro evaluate`` writes (evaluation.json, report.md, grids) und
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import torch
@@ -42,6 +43,12 @@ def register_variant(spec: str) -> str:
     }
     gan_variant(name.strip(), target.strip(), f"{target} GAN with {overrides}", **overrides)
     return name.strip()
+
+
+def log_progress(stage: str, done: int, total: int) -> None:
+    """One line per evaluated painting x mask (not per z-step): a log to watch, not a bar."""
+    if stage == "evaluate":
+        print(f"{time.strftime('%H:%M:%S')} {stage} {done}/{total}", flush=True)
 
 
 def main() -> None:
@@ -77,7 +84,8 @@ def main() -> None:
             seed=args.seed,
             perceptual_weights=args.weights,
             diversity_samples=args.diversity_samples,
-        )
+        ),
+        progress=log_progress,
     )
     write_report(evaluation, args.out)
     print(format_summary(evaluation.report))
