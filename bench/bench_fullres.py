@@ -71,9 +71,10 @@ def measure(
     damaged[mask] = 255
     request = RestoreRequest(target="auto", seed=seed, steps=steps or RestoreRequest.steps)
     load = os.getloadavg()[0]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = restore(damaged, mask, bundle, request)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    load_end = os.getloadavg()[0]
     summary = result.to_dict()
     ranked = result.restoration.ranked
     best = result.candidates[0]
@@ -97,7 +98,9 @@ def measure(
         "size": f"{width}x{height}",
         "target": summary["target"],
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),  # user + system of this process (both cores count)
         "load_at_start": round(load, 2),
+        "load_at_end": round(load_end, 2),
         "telea_seconds": round(telea_seconds, 3),
         "windows": len(summary["windows"]),
         "windows_by_kind": {

@@ -54,8 +54,10 @@ class InpaintParams:
     detail: bool = True  # transfer the painting's high band into GAN completions of losses
     detail_sigma: float = 0.0  # band split (px at scan resolution); 0 = half the window's scale
     detail_block: int = 16  # side of the quilted blocks of brushwork (px)
+    detail_gain: float = 1.0  # amplitude of the copied brushwork (1 = the painting's own)
     score_ring: int = 4  # known ring (px) held out to score every candidate alike
     rank_by: str = "method"  # "method": the GAN's candidates first on losses; "score": by score
+    thin_method: str = "mean"  # thin fill of GAN candidates: "mean" of baselines, "best", a name
 
     def __post_init__(self) -> None:
         checks = [
@@ -162,11 +164,19 @@ def _damage_checks(p: InpaintParams) -> list[tuple[bool, str]]:
             f"detail_block must be in [4, 256], got {p.detail_block}",
         ),
         (
+            _finite(p.detail_gain) and 0.0 <= p.detail_gain <= 1.0,
+            f"detail_gain must be in [0, 1], got {p.detail_gain}",
+        ),
+        (
             isinstance(p.score_ring, int) and 1 <= p.score_ring <= 64,
             f"score_ring must be in [1, 64], got {p.score_ring}",
         ),
         (
             p.rank_by in ("method", "score"),
             f"rank_by must be 'method' or 'score', got {p.rank_by!r}",
+        ),
+        (
+            p.thin_method in ("mean", "best", *baselines),
+            f"thin_method must be 'mean', 'best' or one of the baselines, got {p.thin_method!r}",
         ),
     ]

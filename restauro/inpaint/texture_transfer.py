@@ -55,13 +55,16 @@ def transfer_detail(
     block: int = 16,
     match_scale: int = 2,
     high_weight: float = 1.0,
+    gain: float = 1.0,
 ) -> DetailResult:
     """``guide``'s low band plus the painting's high band inside ``region``; elsewhere the guide.
 
     ``guide`` (H x W x 3, uint8 or float) is the window: the painting on ``known`` pixels, the
     method's completion on ``region``; ``known`` (H x W bool) are the pixels detail may be copied
     from (never the hole, nor other damage); ``region`` (H x W bool) where detail is placed.
-    ``high_weight`` weighs the continuity of the high band against the match of the low band.
+    ``high_weight`` weighs the continuity of the high band against the match of the low band;
+    ``gain`` scales the copied high band (1: as detailed as the painting around the hole; less
+    trades detail for fidelity: copied brush marks never fall exactly where the lost ones were).
     Deterministic: the same inputs give the same output.
     """
     g = guide.astype(np.float32)
@@ -79,7 +82,7 @@ def transfer_detail(
         return DetailResult(g, False, float("nan"))
     canvas, costs = quilt.cover(guide_low, region)
     out = g.copy()
-    out[region] = guide_low[region] + canvas[region]
+    out[region] = guide_low[region] + gain * canvas[region]
     return DetailResult(out, True, float(np.mean(costs)) if costs else float("nan"))
 
 

@@ -68,15 +68,18 @@ def test_every_candidate_names_its_method_and_the_ranking_is_by_one_score(tiny_m
         assert (c.gan is not None) == c.method.startswith("gan:")
     gan = [c for c in result.ranked if c.gan is not None]
     assert {c.methods["loss"] for c in gan} == {"gan:tiny+detail"}
-    assert all(c.methods["thin"] in ("telea", "ns") for c in result.ranked)
+    assert {c.methods["thin"] for c in gan} == {"telea+ns"}
+    assert {c.methods["thin"] for c in result.ranked if c.gan is None} == {"telea", "ns"}
 
 
 def test_thin_damage_only_runs_no_gan(tiny_models, painting):
     mask = np.zeros(painting.shape[:2], bool)
     mask[40:43, 5:75] = True  # a 3 px scratch
     result = restore_scan(painting, mask, tiny_models, FAST)
-    assert [c.method for c in result.ranked] and result.steps == 0
-    assert {c.method for c in result.ranked} == {"telea", "ns"}
+    assert result.steps == 0
+    # the thin fill (the mean of the diffusion fills) first, then each diffusion method
+    assert result.ranked[0].method == "telea+ns"
+    assert sorted(c.method for c in result.ranked[1:]) == ["ns", "telea"]
     assert all(w.kind == "thin" and w.scale == 1.0 for w in result.windows)
     for image in result.candidates:
         assert np.array_equal(image[~mask], painting[~mask])
@@ -122,6 +125,7 @@ def test_progress_reports_each_stage(tiny_models, painting):
         {"score_ring": 0},
         {"diffusion_radius": 0},
         {"rank_by": "loss"},
+        {"thin_method": "exemplar"},
     ],
 )
 def test_invalid_damage_parameters(bad):
