@@ -62,6 +62,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): a cost per request that does
+    not depend on how busy the rest of the machine is, unlike a latency."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load() -> str:
     """The machine's load averages (1, 5, 15 min) as uptime prints them."""
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -71,26 +78,41 @@ def _poll(
     base: str, job_id: str, clients: int, seconds: float, interval: float, out: mp.Queue
 ) -> None:
     """In its own process: ``clients`` coroutines each GET the job's status every ``interval``
-    seconds (as the restoration page and `wait_for_job` poll), recording every latency."""
-    import httpx
+    seconds (as the restoration page and `wait_for_job` poll), recording every latency.
+
+    Each coroutine keeps one HTTP/1.1 connection and speaks the protocol itself (a request line,
+    a Content-Length body): a full client library costs more CPU per request than the API's
+    handler, and on a busy machine the clock would then measure the client's own queue.
+    """
+    host, port = base.removeprefix("http://").split(":")
+    request = (
+        f"GET /v1/restorations/{job_id} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\n\r\n"
+    ).encode()
 
     async def main() -> list[float]:
         latencies: list[float] = []
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
-            deadline = time.perf_counter() + seconds
+        deadline = time.perf_counter() + seconds
 
-            async def one(n: int) -> None:
-                await asyncio.sleep(interval * n / clients)  # spread the clients over a period
-                while time.perf_counter() < deadline:
-                    start = time.perf_counter()
-                    response = await client.get(f"/v1/restorations/{job_id}")
-                    assert response.status_code == 200, response.text
-                    took = time.perf_counter() - start
-                    latencies.append(took)
-                    await asyncio.sleep(max(0.0, interval - took))
+        async def one(n: int) -> None:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            await asyncio.sleep(interval * n / clients)  # spread the clients over a period
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200"), head[:100]
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                took = time.perf_counter() - start
+                latencies.append(took)
+                await asyncio.sleep(max(0.0, interval - took))
+            writer.close()
 
-            await asyncio.gather(*(one(n) for n in range(clients)))
+        await asyncio.gather(*(one(n) for n in range(clients)))
         return latencies
 
     out.put(asyncio.run(main()))
@@ -203,7 +225,10 @@ def main() -> None:
     rows = []
     try:
         for concurrency in (1, 10, 50):
+            cpu = cpu_seconds(api.pid)
             result = overhead(base, files, concurrency, args.requests)
+            # warm-up requests included (min(5, requests) of them)
+            result["cpu_ms"] = 1000 * (cpu_seconds(api.pid) - cpu) / (args.requests + 5)
             rows.append((concurrency, result, load()))
             print(f"concurrency {concurrency}: {result} (load {rows[-1][2]})", flush=True)
         client.flushdb()
@@ -212,6 +237,7 @@ def main() -> None:
         target = httpx.post(f"{base}/v1/restorations", files=files, data={"steps": "1"}).json()
         polls = []
         for uploaders in (0, 10, 50):
+            cpu = cpu_seconds(api.pid)
             result = polls_under_load(
                 base,
                 files,
@@ -221,6 +247,9 @@ def main() -> None:
                 args.poll_seconds,
                 args.poll_interval,
             )
+            if uploaders == 0:  # with uploads running, the CPU is mostly routing's
+                polls_done = result["polls_per_s"] * args.poll_seconds
+                result["cpu_ms"] = 1000 * (cpu_seconds(api.pid) - cpu) / polls_done
             polls.append((uploaders, result, load()))
             print(f"GET with {uploaders} uploaders: {result} (load {polls[-1][2]})", flush=True)
         client.flushdb()
@@ -263,17 +292,19 @@ def main() -> None:
         "",
         "One uvicorn process, real Redis, no worker consuming; closed-loop clients.",
         "",
-        "| concurrent clients | p50 ms | p99 ms | requests/s | load after |",
-        "|---:|---:|---:|---:|---|",
+        "| concurrent clients | p50 ms | p99 ms | requests/s | API CPU ms / request | load after |",
+        "|---:|---:|---:|---:|---:|---|",
         *[
-            f"| {c} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['rps']:.1f} | {ld} |"
+            f"| {c} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['rps']:.1f} | "
+            f"{r['cpu_ms']:.1f} | {ld} |"
             for c, r, ld in rows
         ],
         "",
         f"## Status polls while uploads are routed: GET /v1/restorations/{{id}}, "
         f"{args.pollers} pollers",
         "",
-        f"{args.pollers} concurrent pollers (asyncio, a process of their own), each polling "
+        f"{args.pollers} concurrent pollers (asyncio, raw HTTP/1.1, a process of their own), "
+        "each polling "
         f"every {args.poll_interval:g} s (the page's rhythm) for {args.poll_seconds:g} s, while "
         "N closed-loop clients upload 256x256 scans that the API decodes and routes.",
         "",
@@ -284,6 +315,8 @@ def main() -> None:
             f"{r['uploads_per_s']:.1f} | {ld} |"
             for u, r, ld in polls
         ],
+        "",
+        f"API CPU per status poll (no uploads): {polls[0][1]['cpu_ms']:.2f} ms.",
         "",
         "## End to end, one worker (solo pool, CPU)",
         "",
