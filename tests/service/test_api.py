@@ -9,31 +9,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from restauro.config import Settings
 from restauro.images import decode_image
 from service.main import create_app
 from tests.conftest import png, square_mask, synthetic_scan
 from tests.data import png_bomb
-
-
-def make_settings(tmp_path: Path, registry: Path | None = None, **extra: object) -> Settings:
-    return Settings(
-        registry=registry or tmp_path / "registry",
-        results_dir=tmp_path / "results",
-        state_dir=tmp_path / "state",
-        **extra,
-    )
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> TestClient:
-    """An app without any bundle: enough for every check that happens before routing."""
-    return TestClient(create_app(make_settings(tmp_path)))
-
-
-@pytest.fixture
-def ready_client(tmp_path: Path, tiny_registry: Path) -> TestClient:
-    return TestClient(create_app(make_settings(tmp_path, tiny_registry)))
+from tests.service.conftest import make_settings
 
 
 def assert_error(response, status: int, code: str | None = None) -> None:

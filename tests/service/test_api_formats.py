@@ -12,7 +12,8 @@ from PIL import ImageCms
 from restauro.images import decode_image
 from service.main import create_app
 from tests.conftest import png, square_mask
-from tests.service.test_api import assert_error, make_settings
+from tests.service.conftest import make_settings
+from tests.service.test_api import assert_error
 from tests.tiff import tiff_bytes
 
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

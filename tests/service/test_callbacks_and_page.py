@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.main import create_app
-from tests.service.test_api import assert_error, make_settings
+from tests.service.conftest import make_settings
+from tests.service.test_api import assert_error
 
 HOOKS = {"webhook_secret": "s", "webhook_hosts": ["127.0.0.1", "*.museum.org"]}
 

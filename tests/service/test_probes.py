@@ -5,7 +5,6 @@ but legitimate files (16-bit grey, CMYK JPEG, TIFF, a 0/1 mask) are accepted and
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,20 +13,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from restauro.images import decode_image
-from service.main import create_app
 from tests.conftest import png, square_mask, synthetic_scan
 from tests.data import png_bomb
-from tests.service.test_api import assert_error, make_settings
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> TestClient:
-    return TestClient(create_app(make_settings(tmp_path)))
-
-
-@pytest.fixture
-def ready_client(tmp_path: Path, tiny_registry: Path) -> TestClient:
-    return TestClient(create_app(make_settings(tmp_path, tiny_registry)))
+from tests.service.test_api import assert_error
 
 
 def upload(image: tuple[str, bytes, str], mask: bytes | None = None) -> dict:

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,19 +10,6 @@ import pytest
 from restauro.images import encode_png
 from restauro.registry import Registry
 from tests.data import textured_image
-from training.cli import main
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["restauro", *map(str, args)])
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-        out = capsys.readouterr()
-        return exit_info.value.code or 0, out.out, out.err
-
-    return run
 
 
 @pytest.fixture

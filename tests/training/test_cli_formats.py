@@ -1,30 +1,15 @@
 """``restauro inpaint`` on museum formats: candidates written at the input's depth with its ICC
 profile and orientation, bit for bit outside the mask; a scan over the pixel limit is exit 2."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image, ImageCms
 
 from restauro.images import decode_image, encode_png
 from tests.tiff import tiff_bytes
-from training.cli import main
 
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["restauro", *map(str, args)])
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-        out = capsys.readouterr()
-        return exit_info.value.code or 0, out.out, out.err
-
-    return run
 
 
 def test_a_16_bit_tiff_with_profile_and_orientation_comes_back_like_it(
