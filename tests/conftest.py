@@ -17,7 +17,10 @@ from restauro.images import encode_png
 from tests.data import textured_image, tiny_train_options
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TEST_REDIS_DB = 13  # a dedicated database, flushed before and after the tests that use it
+# Dedicated Redis databases, flushed before and after the tests that use one. Each test session
+# takes the first one no other session on this machine holds (a file lock), so two runs at once
+# (a developer's and a helper's) never consume each other's jobs from the same queues.
+TEST_REDIS_DBS = range(8, 16)
 
 
 def _missing(reason: str) -> None:
@@ -40,20 +43,39 @@ def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return registry
 
 
+def _lock_redis_db() -> tuple[int, object]:
+    """A database number of TEST_REDIS_DBS that this session alone uses, and its held lock."""
+    import fcntl
+    import tempfile
+
+    for db in TEST_REDIS_DBS:
+        lock = open(Path(tempfile.gettempdir()) / f"restauro-tests-redis-{db}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return db, lock
+    pytest.fail(f"every test Redis database {list(TEST_REDIS_DBS)} is in use by another session")
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """The real Redis on 127.0.0.1:6379, database 13, emptied before and after the session."""
+    """The real Redis on 127.0.0.1:6379, a database of this session's, emptied before and after."""
     import redis
 
-    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    db, lock = _lock_redis_db()
+    url = f"redis://127.0.0.1:6379/{db}"
     client = redis.Redis.from_url(url, socket_connect_timeout=1)
     try:
         client.ping()
     except redis.ConnectionError:
+        lock.close()
         _missing("Redis is not reachable at 127.0.0.1:6379")
     client.flushdb()
     yield url
     client.flushdb()
+    lock.close()
 
 
 def free_port() -> int:
