@@ -15,8 +15,9 @@ import redis
 from restauro.images import read_image
 from tests.conftest import free_port
 from tests.integration.harness import environment, start_api, start_worker, stop
+from tests.training.conftest import cli  # noqa: F401 - the fixture
 from tests.training.test_batch import make_folder
-from tests.training.test_cli import cli, one_error_line  # noqa: F401 - the fixture
+from tests.training.test_cli import one_error_line
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from restauro.images import encode_png, read_image
 from tests.data import textured_image
-from tests.training.test_cli import cli, one_error_line  # noqa: F401 - the fixture
+from tests.training.test_cli import one_error_line
 
 
 def damage(h: int, w: int, seed: int) -> np.ndarray:
@@ -47,7 +47,7 @@ def make_folder(root: Path, n: int = 3) -> tuple[Path, Path, dict[str, tuple]]:
     return scans, masks, expected
 
 
-def test_folder_with_a_broken_file_resumes(cli, tiny_registry: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_folder_with_a_broken_file_resumes(cli, tiny_registry: Path, tmp_path: Path) -> None:
     scans, masks, expected = make_folder(tmp_path)
     out = tmp_path / "out"
     args = ["inpaint", scans, "--masks", masks, "--out", out, "--registry", tiny_registry]
@@ -94,7 +94,7 @@ def test_folder_with_a_broken_file_resumes(cli, tiny_registry: Path, tmp_path: P
     assert report["counts"] == {"restored": 2, "skipped": 3, "failed": 0}
 
 
-def test_folder_mistakes_are_one_line(cli, tiny_registry: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_folder_mistakes_are_one_line(cli, tiny_registry: Path, tmp_path: Path) -> None:
     scans, masks, _ = make_folder(tmp_path)
     base = ["--registry", tiny_registry, "-q"]
     code, _, err = cli("inpaint", scans, "--mask", masks / "scan0.png", *base)
