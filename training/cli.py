@@ -510,6 +510,7 @@ def evaluate(
         perceptual_weights=perceptual_weights,
         diversity_samples=diversity_samples,
         grid_paintings=grid_paintings,
+        rows_log=out / "rows.jsonl",
     )
     with StageBars(enabled=not quiet) as bars:
         evaluation = run_evaluation(options, progress=bars)

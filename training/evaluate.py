@@ -173,6 +173,7 @@ class EvalOptions:
     perceptual_weights: Path | None = None  # SqueezeNet 1.1 file; None: skip perceptual scores
     diversity_samples: int = 16  # per GAN; 0 = no diversity scores
     grid_paintings: int = 16  # paintings shown in the PNG grids, per mask kind
+    rows_log: Path | None = None  # append each scored row here as a JSON line, as it completes
 
 
 @dataclass
@@ -216,6 +217,9 @@ def evaluate(options: EvalOptions, progress: Progress | None = None) -> Evaluati
         seed=options.seed,
     )
     perceptual, perceptual_note = _perceptual(options)
+    if options.rows_log is not None:
+        options.rows_log.parent.mkdir(parents=True, exist_ok=True)
+        options.rows_log.write_text("")
     loads = [os.getloadavg()]
     started = time.perf_counter()
 
@@ -260,6 +264,9 @@ def evaluate(options: EvalOptions, progress: Progress | None = None) -> Evaluati
             for name, engine in outcome.engines.items():
                 engines.setdefault(name, engine)
             rows.append(row)
+            if options.rows_log is not None:  # a long run can be watched, and salvaged if cut
+                with options.rows_log.open("a") as log:
+                    log.write(json.dumps(row) + "\n")
             if len(grids[kind]) < options.grid_paintings:
                 grids[kind].append(
                     {

@@ -204,6 +204,8 @@ def test_cli_writes_the_report_and_fails_in_one_line(
     assert code == 0, out
     assert "cracks (1 paintings)" in out and "general - telea" in out
     assert (tmp_path / "o/report.md").is_file() and (tmp_path / "o/grid_cracks_1.png").is_file()
+    streamed = (tmp_path / "o/rows.jsonl").read_text().splitlines()
+    assert [json.loads(line)["mask"] for line in streamed] == ["cracks"]
     for bad, word in ((("--masks", "centre,fire"), "fire"), (("--threads", 0), "--threads")):
         code, _, err = run(*common, *bad)
         lines = [line for line in err.splitlines() if line.strip()]
