@@ -63,6 +63,7 @@ def measure(
     size: tuple[int, int],
     steps: int | None = None,
     ablation: bool = False,
+    engine=None,
 ) -> tuple[dict, dict]:
     width, height = size
     original = render_scan(painting, width, height, seed)
@@ -72,7 +73,7 @@ def measure(
     request = RestoreRequest(target="auto", seed=seed, steps=steps or RestoreRequest.steps)
     load = os.getloadavg()[0]
     start, cpu = time.perf_counter(), time.process_time()
-    result = restore(damaged, mask, bundle, request)
+    result = restore(damaged, mask, bundle, request, engine=engine)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     load_end = os.getloadavg()[0]
     summary = result.to_dict()
@@ -82,7 +83,9 @@ def measure(
     gan = result.candidates[gan_rank]
     plain_gan = None
     if ablation:  # the same GAN restoration without detail transfer
-        plain = restore(damaged, mask, bundle, request, engine=replace(PRODUCT, detail=False))
+        plain = restore(
+            damaged, mask, bundle, request, engine=replace(engine or PRODUCT, detail=False)
+        )
         plain_rank = next(
             i for i, c in enumerate(plain.restoration.ranked) if c.method.startswith("gan:")
         )
@@ -189,16 +192,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("var/bench/fullres"))
     parser.add_argument("--steps", type=int, default=None, help="z-steps (default: product's)")
     parser.add_argument(
+        "--detail-gain", type=float, default=None, help="InpaintParams.detail_gain (default 1)"
+    )
+    parser.add_argument(
         "--ablation", type=int, default=2, help="also restore without detail, first N paintings"
     )
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     width, height = (int(v) for v in args.size.split("x"))
     bundle = Registry(args.registry).load()
+    engine = None if args.detail_gain is None else replace(PRODUCT, detail_gain=args.detail_gain)
     rows = []
     for i, painting in enumerate(public_domain_paintings(args.data, args.paintings, args.skip)):
         row, images = measure(
-            painting, bundle, args.seed + i, (width, height), args.steps, i < args.ablation
+            painting, bundle, args.seed + i, (width, height), args.steps, i < args.ablation, engine
         )
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -101,7 +101,7 @@ def decode_image(
                 rgb, alpha, deep = _decode_deep(data, name)
                 turned = info.orientation != 1 and _opencv_turns(info.format)
             else:
-                img.load()
+                _load(img)
                 rgb, alpha = _decode_8bit(img)
                 deep = None
     except ImageTooLarge:
@@ -155,6 +155,23 @@ def _open(data: bytes, max_pixels: int, name: str) -> Iterator[Image.Image]:
                 f"the limit is {max_pixels:,}"
             )
         yield img
+
+
+def _load(img: Image.Image) -> None:
+    """Decode the pixels; a TIFF over Pillow's own limit (checked again at load) is decoded with
+    it off, as the header was: ``max_pixels`` already allowed it."""
+    limit = Image.MAX_IMAGE_PIXELS
+    width, height = img.size
+    if limit is None or width * height <= limit:
+        img.load()
+        return
+    with _PILLOW_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            img.load()
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _bit_depth(img: Image.Image, data: bytes, name: str) -> int:

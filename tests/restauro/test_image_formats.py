@@ -182,3 +182,18 @@ def test_a_job_keeps_its_16_bit_input_and_writes_candidates_like_it(tmp_path):
     assert written.info.bit_depth == 16 and written.info.icc_profile == ICC
     assert written.info.orientation == 3
     assert np.array_equal(written.deep[~scan.mask], scan.image.deep[~scan.mask])
+
+
+def test_a_scan_within_the_configured_limit_decodes_whatever_pillows_limit(monkeypatch):
+    """Pillow checks its own limit again when a TIFF's pixels load; ours is the one that counts.
+
+    (Shrunk: Pillow's ~89 MP limit set to 1,000 pixels, so a 100 x 80 scan stands for a 200 MP
+    one a deployment allows.)"""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    rgb = np.random.default_rng(4).integers(0, 256, (80, 100, 3), dtype=np.uint8)
+    for data in (tiff_bytes(rgb, tile=16), tiff_bytes(_deep(80, 100), tile=16)):
+        decoded = decode_image(data, max_pixels=10_000)
+        assert decoded.size == (80, 100)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # handed back as found
+    with pytest.raises(ImageTooLarge):
+        decode_image(tiff_bytes(rgb, tile=16), max_pixels=7_999)
