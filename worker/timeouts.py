@@ -4,20 +4,27 @@ A job gets ``Settings.job_time_limit_s``. Past it, the job is stopped (``SoftTim
 raised inside it) and ends ``failed`` with error ``time_limit_exceeded`` in its ``state.json``.
 A job stuck where Python cannot interrupt it (a deadlock inside native code, a hung GPU call) is
 killed ``job_kill_grace_s`` later together with the process that runs it, and the job ends
-``failed`` the same way. Either way the worker goes on with the next job.
+``failed`` the same way.
+
+Either way the process that ran the job is replaced before the next job: an exception raised at
+an arbitrary point can leave a process half-updated for good. Measured here: a soft limit that
+landed while the job's first ``torch.optim.Adam`` was importing ``torch._dynamo`` left a
+partially initialised module behind, and every later job in that process failed.
 
 Who enforces what depends on the pool:
 
-* prefork (the CPU default): Celery does both. The soft limit is a signal to the child; at the
-  hard limit the pool kills the child, forks a fresh one and, in the parent, calls
-  :meth:`JobTask.on_failure` with ``TimeLimitExceeded`` (Celery >= 5.5) and acknowledges the
-  message, so the job is not redelivered.
+* prefork (the CPU default): Celery does both. The soft limit is a signal to the child, which
+  records the failure and exits; at the hard limit the pool kills the child and, in the parent,
+  calls :meth:`JobTask.on_failure` with ``TimeLimitExceeded`` (Celery >= 5.5). The pool forks a
+  fresh child either way.
 * solo (one process per GPU): Celery enforces neither, so :meth:`JobTask.__call__` arms them:
-  ``SIGALRM`` raises the soft limit in the main thread, and a watchdog thread records the failure
-  and ends the whole process at the hard limit (exit status :data:`EXIT_JOB_KILLED`). Its
-  supervisor (``restauro serve``, systemd, Docker's restart policy) starts a new worker; the
-  unacknowledged message comes back, and :meth:`JobTask.__call__` acknowledges it without
-  running the job again.
+  ``SIGALRM`` raises the soft limit in the main thread, and a watchdog thread ends the process
+  at the hard limit. The process exits (status :data:`EXIT_JOB_KILLED`) after recording the
+  failure; its supervisor (``restauro serve``, systemd, Docker's restart policy) starts a new
+  worker.
+
+A job whose process exited that way may come back from the broker (it was not acknowledged):
+:meth:`JobTask.__call__` acknowledges it without running it again.
 
 This module is the only place that knows about time limits; the task body (``worker/tasks.py``)
 does not.
@@ -41,7 +48,7 @@ from restauro.config import Settings
 from restauro.jobs import JobStore
 
 TIME_LIMIT_EXCEEDED = "time_limit_exceeded"  # the ``error`` of a job stopped by its time limit
-EXIT_JOB_KILLED = 70  # a solo worker ended by its watchdog (EX_SOFTWARE)
+EXIT_JOB_KILLED = 70  # a process that ran a job past its time limit, ended (EX_SOFTWARE)
 
 
 def time_limit_detail(settings: Settings, killed: bool) -> str:
@@ -148,4 +155,18 @@ class JobTask(Task):
             if isinstance(job_id, str):
                 killed = isinstance(exc, TimeLimitExceeded)
                 record_time_limit(store, job_id, settings, killed=killed)
+            if isinstance(exc, SoftTimeLimitExceeded) and not self.request.is_eager:
+                end_this_process(f"job {job_id} was stopped at its time limit")
         super().on_failure(exc, task_id, args, kwargs, einfo)
+
+
+def end_this_process(why: str) -> None:
+    """Leave now, so that a fresh process (a new pool child, a restarted worker) runs the next
+    job. Runs only where the job ran: a pool child or a solo worker, never a pool's parent."""
+    import logging
+
+    print(f"restauro worker: {why}; this process exits and is replaced", file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_JOB_KILLED)

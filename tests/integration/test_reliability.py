@@ -38,6 +38,7 @@ from tests.integration.harness import (
 )
 from tests.integration.processes import kill_session, start_serve, wait_until_gone
 from tests.integration.test_service_flow import TINY, files
+from worker.timeouts import EXIT_JOB_KILLED
 
 pytestmark = pytest.mark.integration
 
@@ -232,23 +233,36 @@ def time_limited(body: dict, killed: bool) -> None:
 def test_a_job_over_its_time_limit_fails_and_the_next_one_runs(
     pool: str, tiny_registry: Path, redis_url: str, tmp_path: Path
 ) -> None:
-    """prefork: Celery stops the job at the soft limit; a child that cannot be stopped (here:
-    SIGSTOPped, as a process hung in native code ignores the soft limit's signal) is killed at the
-    hard limit, the job recorded failed by the pool's parent, and a fresh child takes the next
-    job. solo: the worker's own SIGALRM stops the job (worker/timeouts.py)."""
+    """The process that ran a job past its limit is replaced before the next job (an exception
+    raised anywhere can leave it half-updated, worker/timeouts.py).
+
+    prefork: Celery stops the job at the soft limit, the child exits and the pool forks a fresh
+    one; a child that cannot be stopped (here: SIGSTOPped, as a process hung in native code
+    ignores the soft limit's signal) is killed at the hard limit and the job recorded failed by
+    the pool's parent. solo: the worker's own SIGALRM stops the job and the worker exits (70) for
+    its supervisor to start a new one, which this test plays."""
     env = two_threads(environment(tiny_registry, tmp_path, redis_url, **LIMITS))
     api, base = start_api(env, tmp_path / "api.log")
     log = tmp_path / "worker.log"
     worker = start_worker(env, log, pool)
     try:
-        time_limited(wait_for_job(base, submit(base, ENDLESS), timeout=120), killed=False)
         if pool == "prefork":
+            job_id = submit(base, ENDLESS)
+            wait_running(base, job_id, worker, log)
+            (child,) = pool_children(worker.pid)
+            time_limited(wait_for_job(base, job_id, timeout=120), killed=False)
+            wait_until(lambda: child not in pool_children(worker.pid), 60, worker, log)
+
             job_id = submit(base, ENDLESS)
             wait_running(base, job_id, worker, log)
             (child,) = pool_children(worker.pid)
             os.kill(child, signal.SIGSTOP)
             time_limited(wait_for_job(base, job_id, timeout=120), killed=True)
             wait_until(lambda: child not in pool_children(worker.pid), 60, worker, log)
+        else:
+            time_limited(wait_for_job(base, submit(base, ENDLESS), timeout=120), killed=False)
+            assert worker.wait(timeout=60) == EXIT_JOB_KILLED, log.read_text()[-3000:]
+            worker = start_worker(env, log, pool)
         check_restored(base, wait_for_job(base, submit(base, QUICK), timeout=120))
         assert worker.poll() is None, log.read_text()[-3000:]
     finally:
