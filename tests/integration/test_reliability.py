@@ -97,7 +97,7 @@ def kinds_registry(
     weights = {"squeezenet": squeezenet_weights(), "vgg16": vgg16}
     for kind in ("surf", "squeezenet", "vgg16"):
         options = tiny_train_options(
-            registry, features=kind, max_images=16, weights=weights.get(kind), promote=False
+            registry, features=kind, max_images=10, weights=weights.get(kind), promote=False
         )
         versions[kind] = run_training(options).version
     Registry(registry).promote(versions["squeezenet"])
@@ -134,55 +134,40 @@ print(before, after, threads())
     assert loaded > before
 
 
-def test_serve_restores_with_every_feature_kind_then_sigterm_leaves_nothing(
+def test_serve_restores_with_every_feature_kind_and_sigterm_loses_and_leaves_nothing(
     kinds_registry, tmp_path
 ) -> None:
+    """Jobs of every feature kind complete. Then SIGTERM with a job in flight: the server and its
+    worker stop, nothing is left running, and the job (finished within the grace, or put back in
+    the queue) is completed by a server started again on the same folders."""
     registry, versions = kinds_registry
-    env = two_threads(environment(registry, tmp_path, None))
+    # No grace: the worker is told to requeue its job at once (unless it has just finished it).
+    env = two_threads(environment(registry, tmp_path, None, RESTAURO_SHUTDOWN_GRACE_S="0"))
     log = tmp_path / "serve.log"
     serve, base = start_serve(env, log)  # current bundle: squeezenet (the one that hung)
+    again = None
     try:
         for kind in KINDS:
             Registry(registry).promote(versions[kind])  # the API routes with it from now on
-            response = httpx.post(f"{base}/v1/restorations", files=files(), data=TINY, timeout=60)
-            assert response.status_code == 202, (kind, response.text)
-            body = wait_for_job(base, response.json()["id"], timeout=240)
+            body = wait_for_job(base, submit(base, TINY), timeout=240)
             assert body["bundle_version"] == versions[kind], (kind, body)
             check_restored(base, body)
-        serve.send_signal(signal.SIGTERM)
-        assert serve.wait(timeout=60) == 0, log.read_text()[-3000:]
-        wait_until_gone(serve.pid, timeout=30)
-    finally:
-        stop(serve)
-        kill_session(serve.pid)
 
+        job_id = submit(base, {**TINY, "steps": "100", "cluster": "0"})
 
-def test_sigterm_mid_job_loses_nothing_and_leaves_nothing(tiny_registry, tmp_path) -> None:
-    """The job in flight finishes within the grace or goes back to the queue; a server started
-    again on the same folders completes it."""
-    # No grace: the worker is told to requeue its job at once (unless it has just finished it).
-    env = two_threads(environment(tiny_registry, tmp_path, None, RESTAURO_SHUTDOWN_GRACE_S="0"))
-    log = tmp_path / "serve.log"
-    serve, base = start_serve(env, log)
-    again = None
-    try:
-        data = {**TINY, "steps": "100", "cluster": "0"}
-        job_id = httpx.post(f"{base}/v1/restorations", files=files(), data=data).json()["id"]
-
-        def running() -> bool:
+        def started() -> bool:
             status = httpx.get(f"{base}/v1/restorations/{job_id}").json()["status"]
             return status in ("running", "succeeded")
 
-        wait_until(running, 120, serve, log)
+        wait_until(started, 120, serve, log)
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=60) == 0, log.read_text()[-3000:]
         wait_until_gone(serve.pid, timeout=30)
 
         again, base = start_serve(env, log)
-        body = wait_for_job(base, job_id, timeout=240)
-        check_restored(base, body)
+        check_restored(base, wait_for_job(base, job_id, timeout=240))
         again.send_signal(signal.SIGTERM)
-        assert again.wait(timeout=60) == 0
+        assert again.wait(timeout=60) == 0, log.read_text()[-3000:]
         wait_until_gone(again.pid, timeout=30)
     finally:
         for proc in (serve, again):
