@@ -111,8 +111,12 @@ class WorkerSupervisor:
                 proc.wait(timeout=wait_s)
                 break
             except subprocess.TimeoutExpired:
-                what = "returning its job to the queue" if sig == signal.SIGQUIT else "killing it"
-                _say(f"the worker is still busy; {what}")
+                what = (
+                    "returning any job in flight to the queue"
+                    if sig == signal.SIGQUIT
+                    else "killing it"
+                )
+                _say(f"the worker has not stopped yet; {what}")
                 with contextlib.suppress(ProcessLookupError):
                     if sig == signal.SIGKILL:
                         os.killpg(proc.pid, signal.SIGKILL)
