@@ -259,6 +259,7 @@ def evaluate(options: EvalOptions, progress: Progress | None = None) -> Evaluati
                 if distances is not None:
                     scores["perceptual"] = float(distances[k])
                 scores["outside_mask_changed"] = int((image[~mask] != original[~mask]).any())
+                scores["seconds"] = outcome.seconds[name]  # 0 when shared with another method
                 row["scores"][name] = scores
                 seconds[name] += outcome.seconds[name]
             for name, engine in outcome.engines.items():
@@ -528,6 +529,7 @@ def summarize(rows: list[dict[str, Any]], kind: str, methods: list[Method]) -> d
         per_method[name]["outside_mask_changed"] = sum(
             r["scores"][name]["outside_mask_changed"] for r in rows
         )
+        per_method[name]["seconds"] = _stats([r["scores"][name].get("seconds", 0.0) for r in rows])
     deployable = [m.name for m in methods if m.is_gan and m.target != ORACLE]
     best = (
         max(deployable, key=lambda n: per_method[n]["psnr"]["mean"])
@@ -685,11 +687,13 @@ def format_markdown(result: dict[str, Any]) -> str:
             "",
         ]
         metrics = [c for c in _COLUMNS if c[0] in next(iter(summary["methods"].values()))]
-        lines.append("| method | " + " | ".join(c[1] for c in metrics) + " | s/restoration |")
+        lines.append("| method | " + " | ".join(c[1] for c in metrics) + " | s / painting |")
         lines.append("|---|" + "---:|" * (len(metrics) + 1))
         for name, stats in summary["methods"].items():
             cells = [_fmt(stats[m], d) for m, _, d in metrics]
-            per = result["seconds"]["per_restoration"].get(name, 0.0) * len(result["masks"])
+            per = stats["seconds"]["mean"] if "seconds" in stats else None
+            if per is None:  # a report written before per-row seconds: the mean over all masks
+                per = result["seconds"]["per_restoration"].get(name, 0.0)
             flag = " (CHANGED PIXELS OUTSIDE THE MASK)" if stats["outside_mask_changed"] else ""
             lines.append(f"| {name}{flag} | " + " | ".join(cells) + f" | {per:.2f} |")
         lines += ["", PAIRED_NOTE, ""]
