@@ -212,10 +212,12 @@ def evaluate(options: EvalOptions, progress: Progress | None = None) -> Evaluati
     base = InpaintParams()
     params = replace(
         base,
-        candidates=options.candidates or base.candidates,
+        candidates=base.candidates if options.candidates is None else options.candidates,
         steps=base.steps if options.steps is None else options.steps,
         seed=options.seed,
     )
+    # the request's own bounds, checked before an hour of work rather than at the first GAN call
+    RestoreRequest(candidates=params.candidates, steps=params.steps, seed=params.seed)
     perceptual, perceptual_note = _perceptual(options)
     if options.rows_log is not None:
         options.rows_log.parent.mkdir(parents=True, exist_ok=True)

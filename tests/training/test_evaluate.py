@@ -172,6 +172,8 @@ def test_the_training_folder_without_a_validation_split_is_refused(tiny_registry
         ({"methods": ("cluster", "magic")}, InvalidParameter),
         ({"size": 16}, InvalidParameter),
         ({"diversity_samples": 1}, InvalidParameter),
+        ({"candidates": 0}, InvalidParameter),
+        ({"steps": 0}, InvalidParameter),
         ({"perceptual_weights": Path("/nonexistent/squeezenet.pth")}, WeightsUnavailable),
     ],
 )
