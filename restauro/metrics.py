@@ -3,7 +3,8 @@
 Whole-image scores are dominated by the untouched pixels (identical by construction), so every
 metric can be restricted to the hole. The OpenCV diffusion inpainting methods (Telea 2004,
 Navier-Stokes; restauro/inpaint/diffusion.py, where they are product methods for thin damage) are
-the classical baselines a GAN restoration has to beat.
+the classical baselines a GAN restoration has to beat. The perceptual distance lives in
+:mod:`restauro.perceptual` (it needs torch and the SqueezeNet weights; these scores need neither).
 """
 
 from __future__ import annotations
