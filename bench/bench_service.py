@@ -278,7 +278,7 @@ def main() -> None:
         "# Service benchmark",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-        "no GPU (2-core CPU dev machine, shared with other work while measuring).",
+        "no GPU (the 2-core CPU dev machine; the load averages say how busy it was).",
         f"Load average at the start: {load_start} (1, 5, 15 min); measured "
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}.",
         "Command: `.venv/bin/python bench/bench_service.py` "
