@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(default=1.0, gt=0)
     webhook_backoff_max_s: float = Field(default=60.0, gt=0)
     webhook_senders: int = Field(default=2, ge=1)  # delivery threads per worker process
+    # Every this often a worker's deliverer says it is alive and resumes deliveries whose worker
+    # stopped (worker/webhooks.py): overdue by twice this plus the longest attempt.
+    webhook_takeover_every_s: float = Field(default=60.0, gt=0)
     # Uploads are decoded and routed (feature extraction) in a pool of this many threads, off
     # the event loop, so status polls and downloads are answered while uploads are routed.
     route_threads: int = Field(default=2, ge=1)

@@ -5,7 +5,9 @@ staging folder renamed into place, so a half-written job is never visible); the 
 ``state.json`` as it starts and fails, and ``restored_<n>.png`` then ``result.json`` when done.
 ``result.json`` is written last, so its presence means the candidates are complete. Images never
 travel through the queue: the queue carries the job id only. A job with a ``callback_url`` also
-gets ``webhook.json``, the record of its delivery (created once, when the job ends).
+gets ``webhook.json``, the record of its delivery (created once, when the job ends); ``.webhooks/``
+beside the job folders marks the deliveries still pending and holds the delivering workers'
+heartbeats, so a worker can resume what one that stopped left (worker/webhooks.py, "Takeover").
 
 :meth:`JobStore.view` composes the JSON a client sees for a job from these files: the API answers
 ``GET /v1/restorations/{id}`` with it and the worker POSTs it to the callback URL.
@@ -53,6 +55,11 @@ JOB = "job.json"
 STATE = "state.json"
 RESULT = "result.json"
 WEBHOOK = "webhook.json"
+# Beside the job folders (ids() skips dot names): one marker per delivery still pending, so a
+# worker looking for deliveries to resume lists those instead of every job, and one heartbeat
+# file per live deliverer (its mtime), so a worker that is only slow is never taken over.
+WEBHOOKS_DIR = ".webhooks"
+OWNER_PATTERN = re.compile(r"[^A-Za-z0-9._-]")
 
 TERMINAL = ("succeeded", "failed")  # a job in one of these never changes again
 
@@ -335,6 +342,80 @@ class JobStore:
         finally:
             tmp.unlink(missing_ok=True)
         return True
+
+    def take_over_webhook(
+        self, job_id: str, seen: dict[str, Any], record: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Replace the pending record ``seen`` by ``record`` unless another worker did first;
+        the record written (``record`` with the next ``takeovers``), or None.
+
+        The compare-and-swap of the takeover: each generation of a record (its ``takeovers``
+        count) has one lock file, created exclusively, so of the workers that read the same stale
+        record one wins and the others find the lock taken. The winner then checks the record is
+        still the one it read (not finished by its owner meanwhile) and writes ``record`` with the
+        next generation. A won lock stays (a late reader of that generation finds it taken; it
+        goes with the job's folder); one released when the record had moved on.
+        """
+        folder = self.path(job_id)
+        generation = int(seen.get("takeovers", 0))
+        lock = folder / f".{WEBHOOK}.takeover-{generation}"
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except (FileExistsError, FileNotFoundError):  # taken, or the job was deleted
+            return None
+        current = self.read_webhook(job_id)
+        moved = ("status", "attempts", "takeovers")  # its owner went on after all: leave it
+        if current is None or any(current.get(k) != seen.get(k) for k in moved):
+            lock.unlink(missing_ok=True)  # not taken: a later takeover of this generation may be
+            return None
+        written = {**record, "takeovers": generation + 1}
+        return written if self.write_webhook(job_id, written) else None
+
+    def webhook_written_at(self, job_id: str) -> float | None:
+        """When ``webhook.json`` was last written (its owner rewrites it every attempt)."""
+        try:
+            return (self.path(job_id) / WEBHOOK).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def _webhooks(self, kind: str) -> Path:
+        return self.root / WEBHOOKS_DIR / kind
+
+    def note_webhook_pending(self, job_id: str) -> None:
+        """Mark a delivery as pending before it is claimed: what :meth:`pending_webhooks` lists.
+
+        Marked first, so a worker dying right after its claim leaves the mark; a mark whose
+        delivery ended (or whose claim another worker won) is cleared by whoever sees it.
+        """
+        folder = self._webhooks("pending")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / self.path(job_id).name).touch()
+
+    def webhook_settled(self, job_id: str) -> None:
+        """The delivery is final (delivered, failed) or its job is gone: drop its mark."""
+        (self._webhooks("pending") / self.path(job_id).name).unlink(missing_ok=True)
+
+    def pending_webhooks(self) -> list[str]:
+        """Job ids whose delivery was marked pending and not yet settled."""
+        folder = self._webhooks("pending")
+        if not folder.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(folder) if JOB_ID_PATTERN.fullmatch(e.name))
+
+    def beat(self, owner: str) -> None:
+        """A deliverer's heartbeat: its file's mtime says it is alive (see ``last_beat``)."""
+        folder = self._webhooks("owners")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / OWNER_PATTERN.sub("_", owner)).touch()  # an existing file: its mtime is now
+
+    def last_beat(self, owner: str | None) -> float | None:
+        """When the deliverer ``owner`` last beat; None if never (or no owner named)."""
+        if not owner:
+            return None
+        try:
+            return (self._webhooks("owners") / OWNER_PATTERN.sub("_", owner)).stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def write_webhook(self, job_id: str, record: dict[str, Any]) -> bool:
         """Update the delivery record; False when the job was deleted meanwhile."""

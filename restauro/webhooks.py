@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from restauro.errors import InvalidParameter
@@ -164,3 +165,47 @@ def verify(
 def retry_delay(attempt: int, first_s: float, max_s: float) -> float:
     """Seconds to wait after failed attempt ``attempt`` (1-based): first, 2x, 4x ... capped."""
     return min(max_s, first_s * 2 ** max(0, attempt - 1))
+
+
+PENDING = ("pending", "retrying")  # a delivery still to be made; delivered / failed are final
+
+
+def takeover_grace_s(every_s: float, attempt_s: float) -> float:
+    """How stale a pending delivery must be before another worker takes it over.
+
+    Two missed heartbeats (``every_s`` apart) plus the longest one attempt can take: a live
+    worker beats and rewrites its record at least that often, so it is never robbed.
+    """
+    return 2 * every_s + attempt_s
+
+
+def owner_stopped(
+    record: dict[str, Any],
+    written_at: float,
+    owner_beat: float | None,
+    now: float,
+    grace_s: float,
+) -> bool:
+    """Whether a delivery's worker stopped: still pending, yet neither its record nor its
+    owner's heartbeat has moved for ``grace_s``.
+
+    ``written_at`` is when the record was last written (every attempt rewrites it) and the
+    record's ``next_attempt_at`` when its owner meant to try again: the later of the two is when
+    something should have happened. ``owner_beat`` is the owner's last heartbeat (None: none
+    found, e.g. a record from before heartbeats).
+    """
+    if record.get("status") not in PENDING:
+        return False
+    if owner_beat is not None and now - owner_beat <= grace_s:
+        return False
+    due = max(written_at, float(record.get("next_attempt_at") or 0.0))
+    return now - due > grace_s
+
+
+def stopped_error(owner: str | None, window_s: float, last_error: str | None) -> str:
+    """The ``last_error`` of a delivery given up because its worker stopped too long ago."""
+    words = (
+        f"the worker that held this delivery ({owner or 'unknown'}) stopped, and the retry "
+        f"window ({window_s:g} s) was over before another worker could resume it"
+    )
+    return f"{words}; last attempt: {last_error}" if last_error else words

@@ -7,6 +7,7 @@ exists is already done. Progress goes to the result backend as task state ``PROG
 
 When a task ends, whichever way (result, typed failure, crash, time limit), the job's webhook is
 handed to this process's delivery threads (worker/webhooks.py) and the worker takes its next job.
+Those threads start with the worker, to resume deliveries that a worker which stopped left.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from restauro.config import Settings, resolve_device
 from restauro.errors import RestauroError
 from restauro.jobs import TASK_NAME, JobStore
 from worker.model_cache import process_cache
-from worker.webhooks import notify_job_end
+from worker.webhooks import notify_job_end, start_deliverer
 
 PROGRESS_EVERY_S = 0.5  # progress updates are writes to the backend: throttle them
 
@@ -111,8 +112,16 @@ def register_tasks(app: Celery) -> None:
         job_id = args[0] if args else None
         notify_job_end(app.conf.restauro_settings, job_id)
 
-    # Weak references (the default) to a function the app keeps: a discarded app's receiver
-    # goes away with it.
+    def worker_ready(sender: Any = None, **_: Any) -> None:
+        """The worker's main process is ready (the one running jobs, in the solo pool): start
+        its deliverer, which resumes deliveries left pending by a worker that stopped."""
+        if getattr(sender, "app", None) is app:
+            start_deliverer(app.conf.restauro_settings)
+
+    # Weak references (the default) to functions the app keeps: a discarded app's receivers go
+    # away with it.
     app.conf.restauro_job_ended = job_ended
+    app.conf.restauro_worker_ready = worker_ready
     signals.task_postrun.connect(job_ended)
     signals.task_failure.connect(job_ended)
+    signals.worker_ready.connect(worker_ready)

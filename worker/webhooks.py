@@ -13,8 +13,20 @@ Retries: any answer but 2xx, a timeout or a refused connection is retried after 
 (``webhook_backoff_s`` doubled, capped at ``webhook_backoff_max_s``) until
 ``webhook_retry_window_s`` has passed since the first attempt; then the delivery is ``failed``.
 Each attempt is recorded in ``webhook.json`` (attempts, last error, next attempt), which the job
-view shows. What is not covered: a worker process that dies while a delivery waits for its next
-retry takes that delivery with it (the record stays ``retrying`` with what was tried).
+view shows.
+
+Takeover (a worker that dies with deliveries pending): the record names its ``owner`` (one
+deliverer: host, pid and a random token), each deliverer beats a heartbeat file every
+``webhook_takeover_every_s`` and, on the same beat and when it starts, looks through the marks of
+pending deliveries (restauro/jobs.py). One whose record is overdue (neither rewritten nor due for
+:func:`restauro.webhooks.takeover_grace_s`: two beats plus the longest attempt) and whose owner
+has not beaten for as long is taken over with a compare-and-swap (an exclusive lock file per
+generation of the record), so of several workers one resumes it. It goes on with the attempt
+count and the retry window counted from the first attempt; past the window it is ``failed``,
+saying that its worker stopped. The owner checks the record's generation before each attempt
+and each write, so a worker that was only stalled lets go of what was taken from it. A delivery
+cut off mid-attempt may reach the receiver twice (at least once, not exactly once): receivers
+deduplicate on ``X-Restauro-Job``.
 
 Redirects are followed only on the same host (and port), and the target must pass the same URL
 rules; a redirect elsewhere fails the attempt without being followed.
@@ -27,6 +39,8 @@ import itertools
 import json
 import logging
 import os
+import secrets
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,10 +57,14 @@ from restauro.webhooks import (
     ATTEMPT_HEADER,
     EVENT_HEADER,
     JOB_HEADER,
+    PENDING,
     check_callback_url,
+    owner_stopped,
     retry_delay,
     same_origin_host,
     signed_headers,
+    stopped_error,
+    takeover_grace_s,
 )
 
 log = logging.getLogger("restauro.webhooks")
@@ -57,6 +75,12 @@ USER_AGENT = "Restauro-Webhook/0.1"
 
 def _now() -> float:
     return round(time.time(), 3)
+
+
+def attempt_limit_s(settings: Settings) -> float:
+    """The longest one attempt can take: connect, send and answer timeouts, for the request and
+    each redirect it follows."""
+    return 3 * settings.webhook_timeout_s * (MAX_REDIRECTS + 1)
 
 
 @dataclass(order=True)
@@ -132,10 +156,17 @@ class Deliverer:
         self.settings = settings
         self.store = JobStore(settings.results_dir)
         self.pid = os.getpid()
+        # A fresh token per deliverer: a restarted worker (pid 1 again in a container) is another.
+        self.owner = f"{socket.gethostname()}:{self.pid}:{secrets.token_hex(4)}"
+        self.grace_s = takeover_grace_s(
+            settings.webhook_takeover_every_s, attempt_limit_s(settings)
+        )
         self._heap: list[_Due] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
-        self._inflight = 0
+        self._inflight = 1  # the first takeover round, run as the scheduler starts
+        self._next_round = 0.0
+        self._beat()
         self._senders = ThreadPoolExecutor(
             settings.webhook_senders, thread_name_prefix="restauro-webhook"
         )
@@ -159,14 +190,112 @@ class Deliverer:
         view = self.store.view(job_id)
         if view["status"] not in TERMINAL:
             return False
-        view.pop("webhook", None)  # the delivery's own record is not part of what is delivered
-        body = json.dumps(view, sort_keys=True).encode()
-        record = {"url": url, "status": "pending", "attempts": 0, "event": _event(view)}
+        record = {
+            "url": url,
+            "status": "pending",
+            "attempts": 0,
+            "event": _event(view),
+            "owner": self.owner,
+            "claimed_at": _now(),  # the retry window counts from here (the first attempt)
+            "takeovers": 0,
+        }
+        self.store.note_webhook_pending(job_id)
         if not self.store.claim_webhook(job_id, record):
             return False
-        delivery = Delivery(job_id, url, _event(view), body, record, time.monotonic())
+        delivery = Delivery(job_id, url, _event(view), _body(view), record, time.monotonic())
         self._schedule(delivery, time.monotonic())
         return True
+
+    # --- takeover of deliveries whose worker stopped (see module doc) ---------------------------
+    def resume_stopped(self) -> list[str]:
+        """Take over the pending deliveries of workers that stopped; the job ids taken."""
+        return [job_id for job_id in self.store.pending_webhooks() if self._take_over(job_id)]
+
+    def _take_over(self, job_id: str) -> bool:
+        """Resume (or, past its window, fail) one marked delivery if its worker stopped."""
+        if not self.store.exists(job_id):
+            self.store.webhook_settled(job_id)
+            return False
+        record = self.store.read_webhook(job_id)
+        written_at = self.store.webhook_written_at(job_id)
+        if record is None or written_at is None:
+            # Marked, never claimed: its worker died between the two. Claimed once, as ever.
+            return self.job_ended(job_id)
+        if record.get("status") not in PENDING:
+            self.store.webhook_settled(job_id)
+            return False
+        if record.get("owner") == self.owner:
+            return False
+        beat = self.store.last_beat(record.get("owner"))
+        if not owner_stopped(record, written_at, beat, time.time(), self.grace_s):
+            return False
+        return self._resume(job_id, record, written_at)
+
+    def _resume(self, job_id: str, seen: dict[str, Any], written_at: float) -> bool:
+        """Swap in this deliverer as the owner, then go on within the original window."""
+        window = self.settings.webhook_retry_window_s
+        started = float(seen.get("claimed_at") or seen.get("last_attempt_at") or written_at)
+        elapsed = max(0.0, time.time() - started)
+        taken = {**seen, "owner": self.owner, "resumed_at": _now()}
+        over = elapsed >= window
+        if over:
+            last_error = stopped_error(seen.get("owner"), window, seen.get("last_error"))
+            taken.update(status="failed", next_attempt_at=None, last_error=last_error)
+        written = self.store.take_over_webhook(job_id, seen, taken)
+        if written is None:
+            return False  # another worker won, or the owner went on after all
+        log.warning(
+            "webhook for job %s: its worker %s stopped; %s",
+            job_id,
+            seen.get("owner"),
+            "retry window over, failed" if over else f"resumed by {self.owner}",
+        )
+        if over:
+            self.store.webhook_settled(job_id)
+            return True
+        view = self.store.view(job_id)
+        url, event = written["url"], written.get("event") or _event(view)
+        delivery = Delivery(job_id, url, event, _body(view), written, time.monotonic() - elapsed)
+        self._schedule(delivery, time.monotonic())
+        return True
+
+    def _still_mine(self, delivery: Delivery) -> bool:
+        """Whether no other worker took this delivery over (this one was stalled, not dead):
+        if one did, the delivery is its to finish. False too when the job was deleted."""
+        current = self.store.read_webhook(delivery.job_id)
+        if current is None:
+            return False
+        if current.get("takeovers") == delivery.record.get("takeovers"):
+            return True
+        log.warning(
+            "webhook for job %s was taken over by %s: %s lets go of it",
+            delivery.job_id,
+            current.get("owner"),
+            self.owner,
+        )
+        return False
+
+    def _beat(self) -> None:
+        try:
+            self.store.beat(self.owner)
+        except OSError:
+            log.exception("could not write the webhook heartbeat of %s", self.owner)
+
+    def _round(self) -> None:
+        """One beat and one takeover round (when the deliverer starts, then every
+        ``webhook_takeover_every_s``); never raises into the scheduler."""
+        try:
+            self._beat()
+            taken = self.resume_stopped()
+            if taken:
+                log.info("webhooks resumed by %s: %s", self.owner, ", ".join(taken))
+        except Exception:
+            log.exception("webhook takeover round of %s failed", self.owner)
+        finally:
+            with self._cond:
+                self._next_round = time.monotonic() + self.settings.webhook_takeover_every_s
+                self._inflight -= 1
+                self._cond.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is scheduled or in flight (shutdown, tests); True if idle."""
@@ -195,14 +324,28 @@ class Deliverer:
             self._cond.notify_all()
 
     def _run(self) -> None:
+        self._round()  # counted in flight from __init__, so wait_idle() waits for it
         while True:
-            with self._cond:
-                while not self._heap or self._heap[0].when > time.monotonic():
-                    timeout = self._heap[0].when - time.monotonic() if self._heap else None
-                    self._cond.wait(timeout)
-                due = heapq.heappop(self._heap)
-                self._inflight += 1
-            self._senders.submit(self._attempt, due.delivery)
+            due = self._next_due()
+            if due is None:
+                self._round()
+            else:
+                self._senders.submit(self._attempt, due.delivery)
+
+    def _next_due(self) -> _Due | None:
+        """Wait for the next delivery due (popped and counted in flight), or None when the next
+        takeover round comes first (counted in flight too)."""
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._heap and self._heap[0].when <= now:
+                    self._inflight += 1
+                    return heapq.heappop(self._heap)
+                if now >= self._next_round:
+                    self._inflight += 1
+                    return None
+                wake = min(self._heap[0].when, self._next_round) if self._heap else self._next_round
+                self._cond.wait(wake - now)
 
     def _attempt(self, delivery: Delivery) -> None:
         try:
@@ -216,11 +359,15 @@ class Deliverer:
 
     def _try(self, delivery: Delivery) -> None:
         settings, record = self.settings, delivery.record
+        if not self._still_mine(delivery):
+            return
         attempt = int(record.get("attempts", 0)) + 1
         record.update(attempts=attempt, last_attempt_at=_now())
         try:
             status = post_once(self._client(), settings, delivery, attempt)
         except AttemptFailed as exc:
+            if not self._still_mine(delivery):
+                return
             record.update(last_error=str(exc), last_status_code=exc.status)
             elapsed = time.monotonic() - delivery.first_attempt
             delay = retry_delay(attempt, settings.webhook_backoff_s, settings.webhook_backoff_max_s)
@@ -233,11 +380,15 @@ class Deliverer:
                     attempt,
                     exc,
                 )
-                self.store.write_webhook(delivery.job_id, record)
+                self._settle(delivery, record)
                 return
             record.update(status="retrying", next_attempt_at=round(time.time() + delay, 3))
             if self.store.write_webhook(delivery.job_id, record):  # deleted: stop retrying
                 self._schedule(delivery, time.monotonic() + delay)
+            else:
+                self.store.webhook_settled(delivery.job_id)
+            return
+        if not self._still_mine(delivery):
             return
         record.update(
             status="delivered",
@@ -246,11 +397,23 @@ class Deliverer:
             last_error=None,
             next_attempt_at=None,
         )
+        self._settle(delivery, record)
+
+    def _settle(self, delivery: Delivery, record: dict[str, Any]) -> None:
+        """Write the final record and drop the delivery's pending mark."""
         self.store.write_webhook(delivery.job_id, record)
+        self.store.webhook_settled(delivery.job_id)
 
 
 def _event(view: dict[str, Any]) -> str:
     return f"restoration.{view['status']}"
+
+
+def _body(view: dict[str, Any]) -> bytes:
+    """What is delivered: the job's view without the delivery's own record. The job's files do
+    not change once it ended, so a worker resuming a delivery rebuilds the same body."""
+    view = {k: v for k, v in view.items() if k != "webhook"}
+    return json.dumps(view, sort_keys=True).encode()
 
 
 _deliverer: Deliverer | None = None
@@ -269,6 +432,18 @@ def process_deliverer(settings: Settings) -> Deliverer:
         ):
             _deliverer = Deliverer(settings)
         return _deliverer
+
+
+def start_deliverer(settings: Settings) -> Deliverer | None:
+    """Start this process's deliverer when the worker starts (not at its first job end), so an
+    idle worker resumes deliveries that a stopped one left too. None when webhooks are off."""
+    if not settings.webhook_secret:
+        return None
+    try:
+        return process_deliverer(settings)
+    except Exception:
+        log.exception("could not start the webhook deliverer")
+        return None
 
 
 def notify_job_end(settings: Settings, job_id: object) -> bool:

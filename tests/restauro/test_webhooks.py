@@ -3,6 +3,7 @@ retry schedule; and callback_url travelling in RestoreRequest / RestorePlan / jo
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,13 @@ from restauro.webhooks import (
     TIMESTAMP_HEADER,
     check_callback_url,
     host_allowed,
+    owner_stopped,
     retry_delay,
     same_origin_host,
     signature,
     signed_headers,
+    stopped_error,
+    takeover_grace_s,
     verify,
 )
 from tests.conftest import square_mask, synthetic_scan
@@ -131,3 +135,53 @@ def test_request_plan_and_job_carry_the_callback(tmp_path: Path) -> None:
 
 def request_fields(request: RestoreRequest) -> dict:
     return {**request.params(), "callback_url": request.callback_url}
+
+
+def test_a_delivery_is_taken_over_only_when_record_and_owner_are_stale() -> None:
+    grace = takeover_grace_s(60, 120)
+    assert grace == 240  # two heartbeats plus the longest attempt
+    waiting = {"status": "retrying", "next_attempt_at": 1000.0}
+    now = 1000 + grace + 1
+    assert owner_stopped(waiting, 900, None, now, grace)  # overdue, no heartbeat
+    assert not owner_stopped(waiting, 900, now - 10, now, grace)  # its owner still beats
+    assert owner_stopped(waiting, 900, now - grace - 1, now, grace)  # it stopped beating
+    assert not owner_stopped(waiting, now - 10, None, now, grace)  # just rewritten
+    assert not owner_stopped({**waiting, "next_attempt_at": now}, 900, None, now, grace)
+    assert not owner_stopped({**waiting, "status": "delivered"}, 0, None, now, grace)
+    assert not owner_stopped({**waiting, "status": "failed"}, 0, None, now, grace)
+    assert owner_stopped({"status": "pending"}, 0, None, now, grace)  # mid first attempt
+    assert "worker-1" in stopped_error("worker-1", 600, "HTTP 503")
+    assert stopped_error(None, 600, None).endswith("resume it")
+
+
+def test_a_takeover_is_won_once(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    job_id = new_job_id()
+    plan = RestorePlan("v1", "c0", "restore.c0", RestoreRequest(target=0, seed=1))
+    store.create(job_id, synthetic_scan(), square_mask(), plan, created=0.0)
+    seen = {"status": "retrying", "attempts": 1, "takeovers": 0, "owner": "dead"}
+    assert store.claim_webhook(job_id, seen)
+    start, won = threading.Barrier(8), []
+
+    def take(n: int) -> None:
+        start.wait()
+        written = store.take_over_webhook(job_id, seen, {**seen, "owner": f"w{n}"})
+        if written is not None:
+            won.append(written)
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and won[0]["takeovers"] == 1
+    assert store.read_webhook(job_id) == won[0]
+    # The next generation can be taken over (its owner may die too), the old one never again.
+    assert store.take_over_webhook(job_id, seen, {**seen, "owner": "late"}) is None
+    again = store.take_over_webhook(job_id, won[0], {**won[0], "owner": "next"})
+    assert again is not None and again["takeovers"] == 2
+    # A record its owner moved on since it was read is left alone.
+    moved = {**again, "attempts": 2}
+    store.write_webhook(job_id, moved)
+    assert store.take_over_webhook(job_id, again, {**again, "owner": "x"}) is None
+    assert store.take_over_webhook(job_id, moved, {**moved, "owner": "y"})["owner"] == "y"
