@@ -21,7 +21,7 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, script: list[Any] | None = None, default: int = 200) -> None:
+    def __init__(self, script: list[Any] | None = None, default: int = 200, port: int = 0) -> None:
         self.script = list(script or [])
         self.default = default
         self.received: list[Received] = []
@@ -46,7 +46,8 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # port: 0 picks a free one; a given one lets a test bring a receiver "back up".
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -2,19 +2,29 @@
 
 A job that succeeds and one that fails each reach the receiver once, signed, with the JSON the
 API shows for the job; a receiver that answers 503 first gets a retry; a receiver that is down
-gets retries until the window closes, and its job succeeds all the same.
+gets retries until the window closes, and its job succeeds all the same. A worker killed while
+its receiver is down leaves the delivery to the next worker, which delivers it once the receiver
+is back.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
-from restauro.webhooks import EVENT_HEADER, JOB_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from restauro.webhooks import (
+    ATTEMPT_HEADER,
+    EVENT_HEADER,
+    JOB_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    verify,
+)
 from tests.conftest import free_port, png, square_mask, synthetic_scan
 from tests.integration.harness import (
     environment,
@@ -107,5 +117,61 @@ def test_deliveries_through_the_real_worker(
         assert hook_down["attempts"] >= 2 and "ConnectError" in hook_down["last_error"], hook_down
     finally:
         stop(worker)
+        stop(api)
+        redis.Redis.from_url(redis_url).flushdb()
+
+
+def test_a_killed_workers_delivery_is_resumed_by_the_next_worker(
+    tiny_registry: Path, redis_url: str, tmp_path: Path
+) -> None:
+    env = environment(
+        tiny_registry,
+        tmp_path,
+        redis_url,
+        RESTAURO_WEBHOOK_SECRET=SECRET,
+        RESTAURO_WEBHOOK_HOSTS=json.dumps(["127.0.0.1"]),
+        RESTAURO_WEBHOOK_TIMEOUT_S="0.5",  # the longest attempt: 6 s
+        RESTAURO_WEBHOOK_BACKOFF_S="0.2",
+        RESTAURO_WEBHOOK_BACKOFF_MAX_S="0.5",
+        RESTAURO_WEBHOOK_RETRY_WINDOW_S="300",
+        RESTAURO_WEBHOOK_TAKEOVER_EVERY_S="0.5",  # taken over after 2 x 0.5 + 6 = 7 s
+    )
+    api, base = start_api(env, tmp_path / "api.log")
+    first = start_worker(env, tmp_path / "worker1.log")
+    second = None
+    port = free_port()
+    try:
+        job = httpx.post(
+            f"{base}/v1/restorations",
+            files=files(),
+            data={**TINY, "callback_url": f"http://127.0.0.1:{port}/back"},
+        ).json()
+        assert wait_for_job(base, job["id"])["status"] == "succeeded"
+
+        def hook() -> dict:
+            return httpx.get(f"{base}/v1/restorations/{job['id']}").json()["webhook"]
+
+        wait_until(lambda: hook()["status"] == "retrying" and hook()["attempts"] >= 2, 60)
+        stop(first, signal.SIGKILL)  # mid-retry: nobody holds the delivery now
+        left = hook()
+        assert left["status"] == "retrying", left
+
+        second = start_worker(env, tmp_path / "worker2.log")
+        with Receiver(port=port) as receiver:
+            done = wait_until(lambda: hook() if hook()["status"] != "retrying" else None, 90)
+            assert done["delivered"], (done, (tmp_path / "worker2.log").read_text()[-3000:])
+            (got,) = receiver.received  # once
+        assert got.path == "/back" and got.headers[JOB_HEADER] == job["id"]
+        assert verify(
+            SECRET, got.body, got.headers[TIMESTAMP_HEADER], got.headers[SIGNATURE_HEADER]
+        )
+        assert int(got.headers[ATTEMPT_HEADER]) == left["attempts"] + 1  # the count goes on
+        view = httpx.get(f"{base}/v1/restorations/{job['id']}").json()
+        assert json.loads(got.body) == {k: v for k, v in view.items() if k != "webhook"}
+        assert done["attempts"] == left["attempts"] + 1 and done["last_status_code"] == 200
+    finally:
+        if second is not None:
+            stop(second)
+        stop(first)
         stop(api)
         redis.Redis.from_url(redis_url).flushdb()
