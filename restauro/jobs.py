@@ -18,6 +18,7 @@ no web or queue framework.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -416,6 +417,16 @@ class JobStore:
             return (self._webhooks("owners") / OWNER_PATTERN.sub("_", owner)).stat().st_mtime
         except FileNotFoundError:
             return None
+
+    def forget_owners(self, older_than_s: float, now: float) -> None:
+        """Remove heartbeats not renewed for ``older_than_s``: each worker start leaves one."""
+        folder = self._webhooks("owners")
+        if not folder.is_dir():
+            return
+        for entry in os.scandir(folder):
+            with contextlib.suppress(FileNotFoundError):  # another worker removed it first
+                if now - entry.stat().st_mtime > older_than_s:
+                    os.unlink(entry.path)
 
     def write_webhook(self, job_id: str, record: dict[str, Any]) -> bool:
         """Update the delivery record; False when the job was deleted meanwhile."""

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from celery import Celery, Task, signals
+from celery._state import get_current_app
 from celery.exceptions import SoftTimeLimitExceeded
 
 from restauro.config import Settings, resolve_device
@@ -113,15 +114,22 @@ def register_tasks(app: Celery) -> None:
         notify_job_end(app.conf.restauro_settings, job_id)
 
     def worker_ready(sender: Any = None, **_: Any) -> None:
-        """The worker's main process is ready (the one running jobs, in the solo pool): start
-        its deliverer, which resumes deliveries left pending by a worker that stopped."""
-        if getattr(sender, "app", None) is app:
+        """worker_ready, solo pool: the process that runs jobs starts its deliverer now, which
+        resumes deliveries left pending by a worker that stopped. (A prefork parent starts no
+        threads: it forks more children later.)"""
+        if getattr(sender, "app", None) is app and app.conf.restauro_in_process_limits:
+            start_deliverer(app.conf.restauro_settings)
+
+    def pool_child_ready(**_: Any) -> None:
+        """worker_process_init in a prefork child (which made this app current): the same."""
+        if not app.conf.restauro_in_process_limits and get_current_app() is app:
             start_deliverer(app.conf.restauro_settings)
 
     # Weak references (the default) to functions the app keeps: a discarded app's receivers go
     # away with it.
     app.conf.restauro_job_ended = job_ended
-    app.conf.restauro_worker_ready = worker_ready
+    app.conf.restauro_worker_ready = (worker_ready, pool_child_ready)
     signals.task_postrun.connect(job_ended)
     signals.task_failure.connect(job_ended)
     signals.worker_ready.connect(worker_ready)
+    signals.worker_process_init.connect(pool_child_ready)

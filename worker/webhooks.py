@@ -286,6 +286,8 @@ class Deliverer:
         ``webhook_takeover_every_s``); never raises into the scheduler."""
         try:
             self._beat()
+            # A day at least: far past any delivery's window, yet no live worker's beat is lost.
+            self.store.forget_owners(max(86400.0, 10 * self.grace_s), time.time())
             taken = self.resume_stopped()
             if taken:
                 log.info("webhooks resumed by %s: %s", self.owner, ", ".join(taken))

@@ -185,3 +185,18 @@ def test_a_takeover_is_won_once(tmp_path: Path) -> None:
     store.write_webhook(job_id, moved)
     assert store.take_over_webhook(job_id, again, {**again, "owner": "x"}) is None
     assert store.take_over_webhook(job_id, moved, {**moved, "owner": "y"})["owner"] == "y"
+
+
+def test_heartbeats_are_read_and_old_ones_forgotten(tmp_path: Path) -> None:
+    import os
+    import time
+
+    store = JobStore(tmp_path)
+    assert store.last_beat("host:1:aa") is None and store.last_beat(None) is None
+    store.beat("host:1:aa")
+    store.beat("host/2:bb")  # any name becomes a file name
+    assert abs(store.last_beat("host:1:aa") - time.time()) < 5
+    old = tmp_path / ".webhooks" / "owners" / "host_2_bb"
+    os.utime(old, (0, 0))
+    store.forget_owners(86400, time.time())
+    assert store.last_beat("host/2:bb") is None and store.last_beat("host:1:aa") is not None
