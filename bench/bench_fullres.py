@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fullres_paintings import museum_damage, public_domain_paintings, render_scan
 
+from restauro.inpaint import InpaintParams
 from restauro.inpaint.scoring import detail_ratio
 from restauro.metrics import psnr, telea_baseline
 from restauro.registry import Registry
@@ -181,6 +182,21 @@ def side_by_side(images: dict, path: Path) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
 
 
+def _engine(detail_gain: float | None, settings: list[str]) -> InpaintParams | None:
+    """The product engine with --detail-gain and --engine KEY=VALUE applied (None: as is)."""
+    changes: dict[str, object] = {}
+    if detail_gain is not None:
+        changes["detail_gain"] = detail_gain
+    defaults = PRODUCT.to_dict()
+    for item in settings:
+        key, _, value = item.partition("=")
+        if key not in defaults:
+            raise SystemExit(f"--engine: {key!r} is not an InpaintParams field")
+        kind = type(defaults[key])
+        changes[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return replace(PRODUCT, **changes) if changes else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--registry", type=Path, default=Path("var/issue10/registry"))
@@ -197,11 +213,18 @@ def main() -> None:
     parser.add_argument(
         "--ablation", type=int, default=2, help="also restore without detail, first N paintings"
     )
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other InpaintParams field of the product engine, e.g. finetune_steps=100",
+    )
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     width, height = (int(v) for v in args.size.split("x"))
     bundle = Registry(args.registry).load()
-    engine = None if args.detail_gain is None else replace(PRODUCT, detail_gain=args.detail_gain)
+    engine = _engine(args.detail_gain, args.engine)
     rows = []
     for i, painting in enumerate(public_domain_paintings(args.data, args.paintings, args.skip)):
         row, images = measure(

@@ -19,6 +19,7 @@ from restauro.bundle import GENERAL, Bundle
 from restauro.errors import InvalidParameter
 from restauro.inpaint import InpaintParams, Restoration, inpaint
 from restauro.inpaint.fullres import ZOPT_SCORE_KIND, ScanRestoration, restore_scan
+from restauro.inpaint.search import ZSearch
 from restauro.jobs import queue_for
 from restauro.progress import Progress
 from restauro.request import AUTO, RestorePlan, RestoreRequest
@@ -124,6 +125,7 @@ def restore(
     device: str = "cpu",
     progress: Progress | None = None,
     engine: InpaintParams | None = None,
+    search: ZSearch | None = None,
 ) -> RestoreResult:
     """Restore the masked pixels of ``rgb``; pixels outside ``mask`` are returned unchanged.
 
@@ -131,6 +133,7 @@ def restore(
     it). ``engine`` sets the engine's expert knobs (evaluations, benchmarks; default
     :data:`PRODUCT`, a method per kind of damage); the request's candidates, steps and seed
     always win. With ``engine.damage_methods`` False the GAN restores every hole (the paper).
+    ``search`` runs the z-searches (default: now; a worker passes its cross-request batcher).
     """
     chosen = request if isinstance(request, RestorePlan) else plan(bundle, rgb, mask, request)
     if chosen.bundle_version != bundle.version:
@@ -140,5 +143,5 @@ def restore(
     params = chosen.request.inpaint_params(engine if engine is not None else PRODUCT)
     models = bundle.models(GENERAL if chosen.cluster is None else chosen.cluster, device)
     run = restore_scan if params.damage_methods else inpaint
-    restoration = run(rgb, mask, models, params, device=device, progress=progress)
+    restoration = run(rgb, mask, models, params, device=device, progress=progress, search=search)
     return RestoreResult(chosen, params, restoration)

@@ -26,7 +26,8 @@ from restauro.inpaint.finetune import GeneratorFineTuner
 from restauro.inpaint.holes import Box, HoleGroup
 from restauro.inpaint.models import GANModels
 from restauro.inpaint.params import InpaintParams
-from restauro.inpaint.zopt import ZOptimizer, ZOptResult
+from restauro.inpaint.search import DirectSearch, ZSearch
+from restauro.inpaint.zopt import ZOptResult, ZProblem
 from restauro.masks import validate_mask
 from restauro.progress import Progress, report
 
@@ -92,6 +93,21 @@ class _Window:
     valid: torch.Tensor  # 1 x 1 x S x S, 0 = padding beyond the image
 
 
+@dataclass(frozen=True)
+class Damaged:
+    """One scan (or crop) to restore: its pixels, its mask, the parameters it is restored with.
+
+    ``windows`` (a label image and the groups of labels to restore, each from its window) come
+    from the damage analysis (``damage_analysis.gan_windows``) unless given; pixels of other
+    labels inside a window are neither context nor restored there.
+    """
+
+    rgb: np.ndarray
+    mask: np.ndarray
+    params: InpaintParams
+    windows: tuple[np.ndarray, list[HoleGroup]] | None = None
+
+
 def inpaint(
     rgb: np.ndarray,
     mask: np.ndarray,
@@ -100,99 +116,149 @@ def inpaint(
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
     windows: tuple[np.ndarray, list[HoleGroup]] | None = None,
+    search: ZSearch | None = None,
 ) -> Restoration:
     """Restore every hole of ``mask`` (nonzero = missing) in ``rgb`` (H x W x 3 uint8).
 
-    ``windows`` (a label image and the groups of labels to restore, each from its window) come
-    from the damage analysis (``damage_analysis.gan_windows``) unless given; pixels of other
-    labels inside a window are neither context nor restored there.
+    ``windows``: see :class:`Damaged`. ``search`` runs the z-searches (default: now, all of this
+    scan's windows in one batch).
+    """
+    return inpaint_many([Damaged(rgb, mask, params, windows)], models, device, progress, search)[0]
+
+
+def inpaint_many(
+    scans: list[Damaged],
+    models: GANModels,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+    search: ZSearch | None = None,
+) -> list[Restoration]:
+    """Restore several scans with one generator, their windows' z-searches in one batch.
+
+    Each window is searched exactly as it would be alone (its scan's parameters, seed + its
+    index in the scan), so batching changes the time, not the result. Fine-tuning (when on) and
+    blending follow window by window.
     """
     started = time.perf_counter()
-    _check_image(rgb)
+    search = search if search is not None else DirectSearch()
+    device = torch.device(device)
+    models = _on(models, device)
+    size = models.config.image_size
+    prepared = [_prepare(scan, size, device) for scan in scans]
+    problems = [
+        ZProblem(w.target, w.missing, w.valid, replace(job.params, seed=job.params.seed + index))
+        for job in prepared
+        for index, w in enumerate(job.windows)
+    ]
+    finetuners = [GeneratorFineTuner(job.params) for job in prepared]
+    tuned = [f.count(job.params.candidates) for f, job in zip(finetuners, prepared, strict=True)]
+    search_units = max((p.params.steps for p in problems if p.params is not None), default=0)
+    tune_units = sum(
+        n * job.params.finetune_steps * len(job.windows)
+        for n, job in zip(tuned, prepared, strict=True)
+    )
+    total_units = search_units + tune_units
+
+    def search_progress(stage: str, done: int, total: int) -> None:
+        report(progress, stage, round(done * search_units / max(total, 1)), total_units)
+
+    found = iter(search(models, problems, search_progress if progress is not None else None))
+    restorations, tuned_so_far = [], 0
+    windows_done, windows_total = 0, len(problems)
+    for job, finetuner, n_tuned in zip(prepared, finetuners, tuned, strict=True):
+        count = job.params.candidates
+        blended = [job.rgb.copy() for _ in range(count)]
+        raw = [job.rgb.copy() for _ in range(count)]
+        results: list[ZOptResult] = []
+        reports: list[GroupReport] = []
+        for group, window in zip(job.groups, job.windows, strict=True):
+            result = next(found)
+            if n_tuned:
+                offset = search_units + tuned_so_far
+
+                def tune_progress(stage: str, done: int, total: int, at: int = offset) -> None:
+                    # one bar for the whole restoration: fine-tuning continues the "inpaint"
+                    report(progress, "inpaint", at + done, total_units)
+
+                result = finetuner.finetune(
+                    models.generator,
+                    models.discriminator,
+                    window.target,
+                    window.missing,
+                    result,
+                    window.valid,
+                    progress=tune_progress if progress is not None else None,
+                )
+                tuned_so_far += n_tuned * job.params.finetune_steps
+            results.append(result)
+            _put_back(result, window, group.side, blended, raw, job.params.blend)
+            reports.append(
+                GroupReport(
+                    bbox=group.bbox.as_tuple(),
+                    window=group.window.as_tuple(),
+                    hole_pixels=group.hole_pixels,
+                    hole_fraction=float(window.hole.sum()) / window.hole.size,
+                    steps=result.steps,
+                    curve=result.curve,
+                    finetune_steps=result.finetune_steps,
+                    finetuned=n_tuned,
+                )
+            )
+            windows_done += 1
+            report(progress, "blend", windows_done, windows_total)
+        restorations.append(
+            Restoration(
+                candidates=blended,
+                raw=raw,
+                losses=_candidate_losses(results, count),
+                warnings=job.warnings,
+                steps=sum(r.steps for r in results),
+                seconds=time.perf_counter() - started,
+                groups=reports,
+                model=models.name,
+            )
+        )
+    return restorations
+
+
+@dataclass
+class _Prepared:
+    """A scan checked and cut into its windows, ready for the z-search."""
+
+    rgb: np.ndarray  # with every hole prefilled by diffusion (see _prepare)
+    params: InpaintParams
+    groups: list[HoleGroup]
+    windows: list[_Window]
+    warnings: list[str]
+
+
+def _prepare(scan: Damaged, size: int, device: torch.device) -> _Prepared:
+    _check_image(scan.rgb)
+    params = scan.params
     if not isinstance(params, InpaintParams):
         raise InvalidParameter(f"params must be InpaintParams, got {type(params).__name__}")
-    mask = validate_mask(np.asarray(mask), rgb.shape[:2])
-    size = models.config.image_size
-    labels, groups = windows if windows is not None else gan_windows(mask, params, size)
+    mask = validate_mask(np.asarray(scan.mask), scan.rgb.shape[:2])
+    labels, groups = scan.windows if scan.windows is not None else gan_windows(mask, params, size)
     # Where a window's hole borders another hole (a crack entering a loss, the pieces of a long
     # one), blending needs values there: a diffusion fill until that hole is restored in turn.
-    rgb = telea(rgb, mask)
+    rgb = telea(scan.rgb, mask)
     height, width = mask.shape
-
-    device = torch.device(device)
-    generator = models.generator.to(device)
-    discriminator = models.discriminator.to(device)
-    encoder = models.encoder.to(device) if models.encoder is not None else None
-
-    count = params.candidates
-    blended = [rgb.copy() for _ in range(count)]
-    raw = [rgb.copy() for _ in range(count)]
-    results: list[ZOptResult] = []
-    reports: list[GroupReport] = []
-    warnings: list[str] = []
-    finetuner = GeneratorFineTuner(params)
-    tuned = finetuner.count(count)
-    per_group = params.steps + tuned * params.finetune_steps  # progress units of one group
-    total_steps = per_group * len(groups)
-    for index, group in enumerate(groups):
+    windows, warnings = [], []
+    for group in groups:
         window = _cut_window(rgb, labels, group, size, device)
         fraction = float(window.hole.sum()) / window.hole.size
         warnings += _warnings(group, fraction, params, height, width)
+        windows.append(window)
+    return _Prepared(rgb, params, list(groups), windows, warnings)
 
-        def group_progress(stage: str, done: int, total: int, offset: int = index) -> None:
-            report(progress, stage, offset * per_group + done, total_steps)
 
-        def tune_progress(stage: str, done: int, total: int, offset: int = index) -> None:
-            # one bar for the whole restoration: fine-tuning continues the search's "inpaint"
-            report(progress, "inpaint", offset * per_group + params.steps + done, total_steps)
-
-        optimizer = ZOptimizer(replace(params, seed=params.seed + index))
-        result = optimizer.optimize(
-            generator,
-            discriminator,
-            window.target,
-            window.missing,
-            window.valid,
-            encoder=encoder,
-            nz=models.config.nz,
-            progress=group_progress if progress is not None else None,
-        )
-        if tuned:
-            result = finetuner.finetune(
-                generator,
-                discriminator,
-                window.target,
-                window.missing,
-                result,
-                window.valid,
-                progress=tune_progress if progress is not None else None,
-            )
-        results.append(result)
-        _put_back(result, window, group.side, blended, raw, params.blend)
-        reports.append(
-            GroupReport(
-                bbox=group.bbox.as_tuple(),
-                window=group.window.as_tuple(),
-                hole_pixels=group.hole_pixels,
-                hole_fraction=fraction,
-                steps=result.steps,
-                curve=result.curve,
-                finetune_steps=result.finetune_steps,
-                finetuned=tuned,
-            )
-        )
-        report(progress, "blend", index + 1, len(groups))
-
-    return Restoration(
-        candidates=blended,
-        raw=raw,
-        losses=_candidate_losses(results, count),
-        warnings=warnings,
-        steps=sum(r.steps for r in results),
-        seconds=time.perf_counter() - started,
-        groups=reports,
-        model=models.name,
-    )
+def _on(models: GANModels, device: torch.device) -> GANModels:
+    """``models`` with its networks on ``device`` (moved in place, as before: a cached model)."""
+    models.generator.to(device)
+    models.discriminator.to(device)
+    if models.encoder is not None:
+        models.encoder.to(device)
+    return models
 
 
 def _check_image(rgb: np.ndarray) -> None:

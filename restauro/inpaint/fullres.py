@@ -30,15 +30,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from restauro.errors import FullMask, InvalidImage, InvalidParameter
+from restauro.errors import InvalidImage, InvalidParameter
 from restauro.inpaint.blending import PoissonBlender
 from restauro.inpaint.damage_analysis import LOSS, THIN, DamageMap, DamageParams, analyse_damage
 from restauro.inpaint.diffusion import diffuse
-from restauro.inpaint.engine import CandidateLoss, Restoration, inpaint
+from restauro.inpaint.engine import CandidateLoss, Damaged, Restoration, inpaint_many
 from restauro.inpaint.holes import Box, HoleGroup
 from restauro.inpaint.models import GANModels
 from restauro.inpaint.params import InpaintParams
 from restauro.inpaint.scoring import detail_ratio, psnr_db, ring_around, structure_error
+from restauro.inpaint.search import ZSearch
 from restauro.inpaint.texture_transfer import transfer_detail
 from restauro.masks import validate_mask
 from restauro.progress import Progress, report
@@ -165,8 +166,12 @@ def restore_scan(
     params: InpaintParams,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
+    search: ZSearch | None = None,
 ) -> ScanRestoration:
-    """Restore ``mask`` (nonzero = missing) in ``rgb`` (H x W x 3 uint8), a method per damage."""
+    """Restore ``mask`` (nonzero = missing) in ``rgb`` (H x W x 3 uint8), a method per damage.
+
+    ``search`` runs the z-searches of the loss windows (default: now, all in one batch).
+    """
     started = time.perf_counter()
     _check(rgb, params)
     mask = validate_mask(np.asarray(mask), rgb.shape[:2])
@@ -193,9 +198,27 @@ def restore_scan(
     steps = 0
     if losses:
         context = state.context(best_thin, params.baselines[0])
-        for k, window in enumerate(losses):
-            outcome = _GanWindow(state, context, window, models, params, device, k)
-            outcome.run(progress, k, len(losses))
+        outcomes = [
+            _GanWindow(state, context, window, models, params, device, k)
+            for k, window in enumerate(losses)
+        ]
+        runnable = [o for o in outcomes if o.runnable()]
+
+        def engine_progress(stage: str, done: int, total: int) -> None:
+            if stage == "inpaint":
+                report(progress, "inpaint", done, total)
+
+        # every loss window's z-search in one batch: one step of G and D serves them all
+        restored = inpaint_many(
+            [o.damaged() for o in runnable],
+            models,
+            device,
+            engine_progress if progress is not None else None,
+            search,
+        )
+        for outcome, result in zip(runnable, restored, strict=True):
+            outcome.take(result)
+        for outcome in outcomes:
             gan_fills.append(outcome.fills)
             gan_sums.append(outcome.sums)
             gan_losses.append(outcome.losses)
@@ -451,11 +474,21 @@ class _GanWindow:
         self.warnings: list[str] = []
         self.ran = False
 
-    def run(self, progress: Progress | None, k: int, n: int) -> None:
-        """z-search on hole + ring (the ring is held out to score the completion), one call of the
-        engine on this window's crop; then detail, score and blend for every candidate."""
+    def runnable(self) -> bool:
+        """Whether the window has a known pixel for the GAN to restore from."""
+        if (self.own | self.ring).all():
+            self.warnings.append(
+                f"{_where(self.window.group.bbox)} has no known pixel in its window"
+            )
+            return False
+        return True
+
+    def damaged(self) -> Damaged:
+        """This window's crop for the engine: hole + ring hidden (the ring is held out to score
+        the completion), other damage in the window weighing nothing."""
         group, visible = self.window.group, self.visible
         hidden = self.own | self.ring
+        self.hidden = hidden
         labels = np.zeros(self.own.shape, dtype=np.int32)
         labels[self.damage & ~self.own] = 2  # other damage in the window: weighs nothing
         labels[hidden] = 1
@@ -472,25 +505,12 @@ class _GanWindow:
             wanted_side=group.window.height,  # the scan-level warning is the analysis' own
             hole_pixels=int(hidden.sum()),
         )
-
-        def engine_progress(stage: str, done: int, total: int) -> None:
-            if stage == "inpaint":
-                report(progress, "inpaint", k * total + done, n * total)
-
         params = replace(self.params, blend=False, seed=self.params.seed + self.index)
-        try:
-            result: Restoration = inpaint(
-                self.crop,
-                hidden,
-                self.models,
-                params,
-                device=self.device,
-                progress=engine_progress if progress is not None else None,
-                windows=(labels, [local]),
-            )
-        except FullMask:  # nothing known in the window: the baselines are all there is
-            self.warnings.append(f"{_where(group.bbox)} has no known pixel in its window")
-            return
+        return Damaged(self.crop, hidden, params, (labels, [local]))
+
+    def take(self, result: Restoration) -> None:
+        """The engine's completions of this window: detail, score and blend each candidate."""
+        group, hidden = self.window.group, self.hidden
         self.ran = True
         self.steps = result.steps
         fraction = float(hidden.sum()) / hidden.size  # the engine's warning is in crop terms

@@ -19,6 +19,7 @@ move freely inside the typical set but never escapes to norms G was never traine
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -71,10 +72,7 @@ class ZOptimizer:
         A large lr crosses the latent space fast but then rattles around the minimum; annealing
         lets the same run settle into it, so a short search ends as low as a long slow one.
         """
-        p = self.params
-        if p.schedule == "constant" or p.steps <= 1:
-            return p.lr
-        return p.lr * 0.5 * (1.0 + math.cos(math.pi * step / p.steps))
+        return learning_rate(self.params, step)
 
     def losses(
         self,
@@ -82,15 +80,19 @@ class ZOptimizer:
         logits: torch.Tensor,
         target: torch.Tensor,
         weights: torch.Tensor,
+        perceptual_weight: float | torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(total, contextual, perceptual), each (B,).
 
         contextual = ||W * (G(z) - y)||_1 per candidate; perceptual = log(1 - D(G(z))) written as
         -softplus(logit), since log(1 - sigmoid(l)) = -softplus(l) stays finite where D is sure.
+        ``perceptual_weight`` (lambda; one per row in a batch of several problems) defaults to
+        the optimizer's.
         """
+        lam = self.params.perceptual_weight if perceptual_weight is None else perceptual_weight
         contextual = (weights * (images - target)).abs().flatten(1).sum(1)
-        perceptual = -F.softplus(logits)
-        return contextual + self.params.perceptual_weight * perceptual, contextual, perceptual
+        perceptual = -F.softplus(logits.flatten())
+        return contextual + lam * perceptual, contextual, perceptual
 
     def initial_latents(
         self,
@@ -132,85 +134,280 @@ class ZOptimizer:
         ``missing`` (1 x 1 x S x S) is 1 in the hole; ``valid`` (same shape) is 0 on padding that
         belongs to neither the hole nor the painting (a window overhanging the image).
         """
-        p = self.params
-        device = target.device
-        valid = torch.ones_like(missing) if valid is None else valid
-        weights = context_weights(missing, p.window, valid)  # 1 x 1 x S x S
-        known = (1.0 - missing) * valid
+        problem = ZProblem(target, missing, valid)
+        return self.optimize_batch(
+            generator, discriminator, [problem], encoder, nz, progress, stage
+        )[0]
+
+    def optimize_batch(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        problems: list[ZProblem],
+        encoder: nn.Module | None = None,
+        nz: int | None = None,
+        progress: Progress | None = None,
+        stage: str = "inpaint",
+    ) -> list[ZOptResult]:
+        """Search z for several damaged patches at once, one :class:`ZOptResult` each.
+
+        The windows of one scan, or the jobs of several requests for the same generator, are
+        searched in one batch: every step runs G and D once on the candidates of all problems,
+        which keeps a GPU busy where one problem's few candidates leave it idle, and costs less per
+        candidate on a CPU too. Each problem keeps its own latents, Adam moments, learning-rate
+        schedule, pruning and early stopping, and batch norm runs on its running statistics, so
+        every result equals :meth:`optimize` on that problem alone (to float rounding: a batched
+        matrix product may sum in another order).
+        """
+        if not problems:
+            return []
         nz = nz if nz is not None else _latent_size(generator)
-        rng = torch.Generator(device="cpu").manual_seed(p.seed)
-
+        radius = prior_radius(nz)
         with frozen([generator, discriminator, encoder]):
-            encoder_latent = None
-            if encoder is not None:
+            guesses = _encoder_latents(encoder, problems)
+            searches = [
+                _Search(problem, problem.params or self.params, nz, radius, guess)
+                for problem, guess in zip(problems, guesses, strict=True)
+            ]
+            total_steps = max(s.params.steps for s in searches)
+            active = [s for s in searches if s.params.steps > 0]
+            batch = _Batch([])
+            step = 0
+            while active:
+                for search in active:
+                    search.before_step(step)  # may prune rows
+                if not batch.holds(active):
+                    batch = _Batch(active)
+                images = generator(batch.latents())
+                total, ctx, perc = self.losses(
+                    images, discriminator(images), batch.target, batch.weights, batch.lam
+                )
                 with torch.no_grad():
-                    encoder_latent = encoder(target * known, known).reshape(1, -1)
-            z0, from_encoder = self.initial_latents(p.candidates, nz, rng, encoder_latent)
-            radius = prior_radius(nz)
-            z = project_to_prior(z0, radius).to(device).requires_grad_(True)
-            optimizer = torch.optim.Adam([z], lr=p.lr, betas=(0.9, 0.999))
-
-            best = torch.full((p.candidates,), math.inf, device=device)
-            best_ctx = torch.zeros(p.candidates, device=device)
-            best_perc = torch.zeros(p.candidates, device=device)
-            best_z = z.detach().clone()
-            rows = torch.arange(p.candidates, device=device)  # candidates still optimized
-
-            def keep_best(zs: torch.Tensor, total, ctx, perc) -> None:
-                better = total < best[rows]
-                best[rows] = torch.where(better, total, best[rows])
-                best_ctx[rows] = torch.where(better, ctx, best_ctx[rows])
-                best_perc[rows] = torch.where(better, perc, best_perc[rows])
-                best_z[rows] = torch.where(better[:, None], zs, best_z[rows])
-
-            # The best loss after each step stays on the device: reading it back every step would
-            # make the host wait for the GPU once per step (the loop is launch-bound there). It is
-            # read back every EARLY_STOP_EVERY steps when early stopping is on, and once at the end.
-            curve_t: list[torch.Tensor] = []
-            stopper = _EarlyStop(p.patience, p.tolerance)
-            steps_run = 0
-            for step in range(p.steps):
-                if step == p.prune_after and 0 < p.keep < len(rows):
-                    rows = torch.argsort(best[rows].cpu(), stable=True)[: p.keep].to(device)
-                    z, optimizer = _narrow(z, optimizer, rows)
-                optimizer.param_groups[0]["lr"] = self.learning_rate(step)
-                optimizer.zero_grad(set_to_none=True)
-                images = generator(z)
-                total, ctx, perc = self.losses(images, discriminator(images), target, weights)
-                with torch.no_grad():
-                    keep_best(z.detach(), total.detach(), ctx.detach(), perc.detach())
+                    for search, rows in zip(active, batch.slices, strict=True):
+                        search.keep_best(total[rows], ctx[rows], perc[rows])
                 total.sum().backward()  # candidates are independent: each gets its own gradient
-                optimizer.step()
-                with torch.no_grad():
-                    project_to_prior(z, radius)
-                steps_run = step + 1
-                curve_t.append(best.min())
-                report(progress, stage, steps_run, p.steps)
-                if p.patience and steps_run % EARLY_STOP_EVERY == 0:
-                    recent = torch.stack(curve_t[-EARLY_STOP_EVERY:]).tolist()
-                    if stopper.should_stop(recent, first_step=steps_run - len(recent)):
-                        break
+                for search in active:
+                    search.after_step(step)
+                step += 1
+                report(progress, stage, step, total_steps)
+                active = _still_searching(active, step)
 
+            # The last step's latents were moved but not yet scored; then rank and draw the best.
             with torch.no_grad():
-                images = generator(z)
-                total, ctx, perc = self.losses(images, discriminator(images), target, weights)
-                keep_best(z.detach(), total, ctx, perc)
-                order = torch.argsort(best.cpu(), stable=True).to(device)
-                latents = best_z[order]
-                completions = generator(latents)
-        curve = torch.stack(curve_t).tolist() if curve_t else []
+                everyone = _Batch(searches)
+                images = generator(everyone.latents())
+                total, ctx, perc = self.losses(
+                    images, discriminator(images), everyone.target, everyone.weights, everyone.lam
+                )
+                for search, rows in zip(searches, everyone.slices, strict=True):
+                    search.keep_best(total[rows], ctx[rows], perc[rows])
+                ranked = [search.ranked_latents() for search in searches]
+                completions = generator(torch.cat(ranked)).split([len(z) for z in ranked])
+        curves = _read_curves(searches)
+        return [
+            search.result(latents, images, curve)
+            for search, latents, images, curve in zip(
+                searches, ranked, completions, curves, strict=True
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class ZProblem:
+    """One damaged patch to search z for: a window of one scan, or one request of a batch.
+
+    Tensors as :meth:`ZOptimizer.optimize` takes them (1 x C x S x S target in [-1, 1], 1 x 1 x
+    S x S ``missing`` and ``valid``), on the models' device. ``params`` (candidates, steps, seed,
+    ...) defaults to the optimizer's.
+    """
+
+    target: torch.Tensor
+    missing: torch.Tensor
+    valid: torch.Tensor | None = None
+    params: InpaintParams | None = None
+
+
+def learning_rate(params: InpaintParams, step: int) -> float:
+    """Adam's lr at ``step`` under ``params``' schedule (see :meth:`ZOptimizer.learning_rate`)."""
+    if params.schedule == "constant" or params.steps <= 1:
+        return params.lr
+    return params.lr * 0.5 * (1.0 + math.cos(math.pi * step / params.steps))
+
+
+class _Search:
+    """One problem inside a batched search: its latents and Adam, the best so far, its curve.
+
+    ``rows`` index the problem's original candidates that are still optimized (pruning drops
+    the hopeless ones); the best loss and latent are kept for every original candidate.
+    """
+
+    def __init__(
+        self,
+        problem: ZProblem,
+        params: InpaintParams,
+        nz: int,
+        radius: float,
+        encoder_latent: torch.Tensor | None,
+    ) -> None:
+        self.params, self.radius = params, radius
+        device = problem.target.device
+        valid = torch.ones_like(problem.missing) if problem.valid is None else problem.valid
+        self.target = problem.target
+        self.weights = context_weights(problem.missing, params.window, valid)  # 1 x 1 x S x S
+        rng = torch.Generator(device="cpu").manual_seed(params.seed)
+        z0, self.from_encoder = ZOptimizer(params).initial_latents(
+            params.candidates, nz, rng, encoder_latent
+        )
+        self.z = project_to_prior(z0, radius).to(device).requires_grad_(True)
+        self.optimizer = torch.optim.Adam([self.z], lr=params.lr, betas=(0.9, 0.999))
+        count = params.candidates
+        self.best = torch.full((count,), math.inf, device=device)
+        self.best_ctx = torch.zeros(count, device=device)
+        self.best_perc = torch.zeros(count, device=device)
+        self.best_z = self.z.detach().clone()
+        self.rows = torch.arange(count, device=device)
+        # The best loss after each step stays on the device: reading it back every step would
+        # make the host wait for the GPU once per step (the loop is launch-bound there). It is
+        # read back every EARLY_STOP_EVERY steps when early stopping is on, and once at the end.
+        self.curve: list[torch.Tensor] = []
+        self.stopper = _EarlyStop(params.patience, params.tolerance)
+        self.steps_run = 0
+        self.stopped = False
+
+    def before_step(self, step: int) -> None:
+        p = self.params
+        if step == p.prune_after and 0 < p.keep < len(self.rows):
+            keep = torch.argsort(self.best[self.rows].cpu(), stable=True)[: p.keep]
+            self.rows = self.rows[keep.to(self.rows.device)]
+            self.z, self.optimizer = _narrow(self.z, self.optimizer, keep.to(self.z.device))
+        self.optimizer.param_groups[0]["lr"] = learning_rate(p, step)
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def keep_best(self, total: torch.Tensor, ctx: torch.Tensor, perc: torch.Tensor) -> None:
+        rows, zs = self.rows, self.z.detach()
+        total, ctx, perc = total.detach(), ctx.detach(), perc.detach()
+        better = total < self.best[rows]
+        self.best[rows] = torch.where(better, total, self.best[rows])
+        self.best_ctx[rows] = torch.where(better, ctx, self.best_ctx[rows])
+        self.best_perc[rows] = torch.where(better, perc, self.best_perc[rows])
+        self.best_z[rows] = torch.where(better[:, None], zs, self.best_z[rows])
+
+    def after_step(self, step: int) -> None:
+        self.optimizer.step()
+        with torch.no_grad():
+            project_to_prior(self.z, self.radius)
+        self.steps_run = step + 1
+        self.curve.append(self.best.min())
+
+    def wants_check(self) -> bool:
+        return bool(self.params.patience) and self.steps_run % EARLY_STOP_EVERY == 0
+
+    def should_stop(self, recent: list[float]) -> bool:
+        return self.stopper.should_stop(recent, first_step=self.steps_run - len(recent))
+
+    def ranked_latents(self) -> torch.Tensor:
+        self.order = torch.argsort(self.best.cpu(), stable=True)
+        return self.best_z[self.order.to(self.best_z.device)]
+
+    def result(
+        self, latents: torch.Tensor, completions: torch.Tensor, curve: list[float]
+    ) -> ZOptResult:
         if curve:
-            curve[-1] = min(curve[-1], float(best.min()))
+            curve[-1] = min(curve[-1], float(self.best.min()))
+        order = self.order.to(self.best.device)
         return ZOptResult(
             completions=completions.detach(),
             latents=latents.detach(),
-            total=best[order].detach().cpu(),
-            contextual=best_ctx[order].detach().cpu(),
-            perceptual=best_perc[order].detach().cpu(),
-            from_encoder=from_encoder[order.cpu()],
-            steps=steps_run,
+            total=self.best[order].detach().cpu(),
+            contextual=self.best_ctx[order].detach().cpu(),
+            perceptual=self.best_perc[order].detach().cpu(),
+            from_encoder=self.from_encoder[self.order],
+            steps=self.steps_run,
             curve=curve,
         )
+
+
+class _Batch:
+    """The searches' current rows side by side: where each one's rows are, and per-row inputs.
+
+    Built again only when the set of searches or their row counts change (pruning, a search
+    that ends), so a step does not copy targets and weights it already has.
+    """
+
+    def __init__(self, searches: list[_Search]) -> None:
+        self.searches = searches
+        self.counts = [len(s.rows) for s in searches]
+        self.key = [(id(s), n) for s, n in self._pairs()]
+        starts = [0]
+        for n in self.counts:
+            starts.append(starts[-1] + n)
+        self.slices = [slice(a, b) for a, b in itertools.pairwise(starts)]
+        if len(searches) == 1:  # one problem: broadcast, exactly the tensors of a lone search
+            only = searches[0]
+            self.target, self.weights = only.target, only.weights
+            self.lam: float | torch.Tensor = only.params.perceptual_weight
+        elif searches:
+            self.target = _repeat([s.target for s in searches], self.counts)
+            self.weights = _repeat([s.weights for s in searches], self.counts)
+            lam = [torch.full((n,), s.params.perceptual_weight) for s, n in self._pairs()]
+            self.lam = torch.cat(lam).to(self.target.device)
+
+    def _pairs(self) -> list[tuple[_Search, int]]:
+        return list(zip(self.searches, self.counts, strict=True))
+
+    def holds(self, searches: list[_Search]) -> bool:
+        return self.key == [(id(s), len(s.rows)) for s in searches]
+
+    def latents(self) -> torch.Tensor:
+        """The optimized rows' latents, in the order of :attr:`slices`."""
+        if len(self.searches) == 1:
+            return self.searches[0].z
+        return torch.cat([s.z for s in self.searches])
+
+
+def _repeat(tensors: list[torch.Tensor], counts: list[int]) -> torch.Tensor:
+    return torch.cat([t.expand(n, *t.shape[1:]) for t, n in zip(tensors, counts, strict=True)])
+
+
+def _encoder_latents(
+    encoder: nn.Module | None, problems: list[ZProblem]
+) -> list[torch.Tensor | None]:
+    """The encoder's guess of z for every problem (one batch), or None each without an encoder."""
+    if encoder is None:
+        return [None] * len(problems)
+    known = []
+    for problem in problems:
+        valid = torch.ones_like(problem.missing) if problem.valid is None else problem.valid
+        known.append((1.0 - problem.missing) * valid)
+    targets = torch.cat([problem.target * k for problem, k in zip(problems, known, strict=True)])
+    with torch.no_grad():
+        guesses = encoder(targets, torch.cat(known))
+    return [guess.reshape(1, -1) for guess in guesses.reshape(len(problems), -1)]
+
+
+def _still_searching(active: list[_Search], step: int) -> list[_Search]:
+    """The searches that go on after ``step`` steps: within their steps, not early-stopped.
+
+    Early stopping reads the recent curves of every search due for a check in one read-back.
+    """
+    due = [s for s in active if s.steps_run < s.params.steps and s.wants_check()]
+    if due:
+        recent = torch.stack([torch.stack(s.curve[-EARLY_STOP_EVERY:]) for s in due]).tolist()
+        for search, values in zip(due, recent, strict=True):
+            search.stopped = search.should_stop(values)
+    return [s for s in active if s.steps_run < s.params.steps and not s.stopped]
+
+
+def _read_curves(searches: list[_Search]) -> list[list[float]]:
+    """Every search's loss curve, read back from the device in one transfer."""
+    lengths = [len(s.curve) for s in searches]
+    flat = [value for s in searches for value in s.curve]
+    values = torch.stack(flat).tolist() if flat else []
+    out, start = [], 0
+    for n in lengths:
+        out.append(values[start : start + n])
+        start += n
+    return out
 
 
 EARLY_STOP_EVERY = 10  # steps between read-backs of the loss curve when early stopping is on

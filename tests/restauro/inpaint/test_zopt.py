@@ -185,3 +185,60 @@ def test_invalid_schedule_or_keep_is_refused():
         except InvalidParameter:
             continue
         raise AssertionError(f"{bad} was accepted")
+
+
+def _problems() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """Three different patches and holes, one with padding that is neither hole nor painting."""
+    paintings = synthetic_paintings(3, seed=3)
+    out = []
+    for i, painting in enumerate(paintings):
+        missing = torch.zeros(1, 1, 64, 64)
+        missing[..., 10 + 6 * i : 34 + 6 * i, 14 : 30 + 4 * i] = 1
+        valid = None
+        if i == 2:
+            valid = torch.ones(1, 1, 64, 64)
+            valid[..., :, 56:] = 0
+        out.append((to_model_range(painting), missing, valid))
+    return out
+
+
+def test_a_batch_of_problems_gives_each_the_result_it_gets_alone(tiny_models):
+    """Windows of a scan and jobs of several requests are searched in one batch; each must come
+    back as if searched alone (own seed, candidates, steps, pruning, early stopping, lambda)."""
+    from restauro.inpaint.zopt import ZProblem
+
+    g, d = tiny_models.generator, tiny_models.discriminator
+    settings = [
+        InpaintParams(candidates=4, steps=30, seed=1, keep=2, prune_after=10),
+        InpaintParams(candidates=3, steps=12, seed=2, keep=0, perceptual_weight=0.01),
+        InpaintParams(candidates=5, steps=40, seed=3, patience=5, tolerance=0.5, keep=0),
+    ]
+    problems = [
+        ZProblem(target, missing, valid, params)
+        for (target, missing, valid), params in zip(_problems(), settings, strict=True)
+    ]
+    batched = ZOptimizer(InpaintParams()).optimize_batch(g, d, problems)
+    assert len(batched) == 3
+    for problem, together in zip(problems, batched, strict=True):
+        alone = ZOptimizer(problem.params).optimize(
+            g, d, problem.target, problem.missing, problem.valid
+        )
+        assert together.steps == alone.steps and len(together.curve) == alone.steps
+        assert together.completions.shape == alone.completions.shape
+        assert torch.allclose(together.latents, alone.latents, atol=1e-4)
+        assert torch.allclose(together.completions, alone.completions, atol=1e-4)
+        assert torch.allclose(together.total, alone.total, rtol=1e-4, atol=1e-4)
+        assert torch.equal(together.from_encoder, alone.from_encoder)
+        assert np.allclose(together.curve, alone.curve, rtol=1e-4, atol=1e-4)
+    assert batched[2].steps < 40  # the plateau rule ended the third search early, alone
+
+
+def test_an_empty_batch_and_a_batch_of_zero_steps(tiny_models):
+    from restauro.inpaint.zopt import ZProblem
+
+    g, d = tiny_models.generator, tiny_models.discriminator
+    optimizer = ZOptimizer(InpaintParams(candidates=2, steps=0))
+    assert optimizer.optimize_batch(g, d, []) == []
+    target, missing = _problem()
+    (result,) = optimizer.optimize_batch(g, d, [ZProblem(target, missing)])
+    assert result.steps == 0 and result.curve == [] and result.completions.shape[0] == 2
