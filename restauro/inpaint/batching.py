@@ -1,0 +1,166 @@
+"""Cross-request batching: the z-searches of restorations running at the same time share batches.
+
+A GPU worker restores several jobs at once (threads of one process, one GPU). Each restoration
+is ordinary sequential code that reaches its z-search and calls the worker's
+:class:`CrossRequestBatcher` as its :class:`~restauro.inpaint.search.ZSearch`. The batcher holds
+the call briefly, gathers the problems of every other restoration that reaches its own search on
+the same generator, runs them in one :meth:`ZOptimizer.optimize_batch`, and hands each caller its
+own results, which equal what it would have got alone (each problem keeps its parameters and
+seed; see ``optimize_batch``).
+
+How long it waits: not at all when every restoration in flight (those inside
+:meth:`CrossRequestBatcher.participant`) is already waiting, so a lone job is never delayed;
+otherwise up to ``gather_s`` for the others to arrive, or until ``max_rows`` candidates are
+waiting. The caller whose wait ends first runs the batch in its own thread (the leader); the
+others sleep until it is done. An error in the batch reaches every caller of that batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from restauro.inpaint.models import GANModels
+from restauro.inpaint.search import DEFAULT_MAX_ROWS, DirectSearch, rows_of
+from restauro.inpaint.zopt import ZOptResult, ZProblem
+from restauro.progress import Progress, report
+
+
+@dataclass
+class _Request:
+    """One caller's problems, waiting for a batch, and where its answer goes."""
+
+    models: GANModels
+    problems: list[ZProblem]
+    progress: Progress | None
+    done: threading.Event = field(default_factory=threading.Event)
+    results: list[ZOptResult] | None = None
+    error: BaseException | None = None
+    taken: bool = False  # a leader has taken it into a batch
+
+    @property
+    def rows(self) -> int:
+        return sum(rows_of(p) for p in self.problems)
+
+
+@dataclass
+class BatchStats:
+    """What the batcher did, for logs and benchmarks."""
+
+    batches: int = 0
+    requests: int = 0
+    rows: int = 0
+    largest: int = 0  # most requests in one batch
+
+
+class CrossRequestBatcher:
+    """A :class:`ZSearch` that merges concurrent callers' searches on the same generator."""
+
+    def __init__(self, gather_s: float = 0.05, max_rows: int = 4 * DEFAULT_MAX_ROWS) -> None:
+        if gather_s < 0:
+            raise ValueError(f"gather_s must be >= 0, got {gather_s}")
+        self.gather_s = gather_s
+        self.search = DirectSearch(max_rows)
+        self.max_rows = max_rows
+        self._lock = threading.Condition()
+        self._waiting: list[_Request] = []
+        self._active = 0  # restorations in flight (participants)
+        self._serving = 0  # requests taken into a batch that has not answered yet
+        self.stats = BatchStats()
+
+    @contextlib.contextmanager
+    def participant(self) -> Iterator[None]:
+        """Around one restoration: while it runs, searches that arrive wait for it (briefly)."""
+        with self._lock:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._lock.notify_all()  # one fewer to wait for
+
+    def __call__(
+        self, models: GANModels, problems: list[ZProblem], progress: Progress | None = None
+    ) -> list[ZOptResult]:
+        if not problems:
+            return []
+        mine = _Request(models, problems, progress)
+        deadline = time.monotonic() + self.gather_s
+        with self._lock:
+            self._waiting.append(mine)
+            self._lock.notify_all()
+            while not mine.taken and not self._ready(mine, deadline):
+                self._lock.wait(timeout=max(0.0, deadline - time.monotonic()))
+            batch = [] if mine.taken else self._take(models)
+        if batch:
+            self._run(models, batch)
+        mine.done.wait()
+        if mine.error is not None:
+            raise mine.error
+        assert mine.results is not None
+        return mine.results
+
+    def _ready(self, mine: _Request, deadline: float) -> bool:
+        """Whether ``mine`` should lead a batch now (called with the lock held)."""
+        same = [r for r in self._waiting if r.models is mine.models]
+        if time.monotonic() >= deadline or sum(r.rows for r in same) >= self.max_rows:
+            return True
+        # nobody else can arrive: every restoration in flight is waiting here or being served
+        return len(self._waiting) + self._serving >= max(self._active, 1)
+
+    def _take(self, models: GANModels) -> list[_Request]:
+        """The waiting requests on ``models`` that fit in one batch, in arrival order."""
+        batch, rows = [], 0
+        for request in self._waiting:
+            if request.models is not models:
+                continue
+            if batch and rows + request.rows > self.max_rows:
+                break
+            batch.append(request)
+            rows += request.rows
+        for request in batch:
+            request.taken = True
+            self._waiting.remove(request)
+        self._serving += len(batch)
+        return batch
+
+    def _run(self, models: GANModels, batch: list[_Request]) -> None:
+        """Search ``batch`` in this (the leader's) thread and answer every request in it."""
+        problems = [p for request in batch for p in request.problems]
+
+        def fan_out(stage: str, done: int, total: int) -> None:
+            # A caller's progress may raise to stop its job (a time limit, a deleted job): that
+            # stops its answer, not the batch the others share.
+            for request in batch:
+                if request.error is None:
+                    try:
+                        report(request.progress, stage, done, total)
+                    except Exception as exc:
+                        request.error = exc
+
+        try:
+            results = self.search(models, problems, fan_out)
+        except BaseException as exc:  # every caller of this batch sees the error
+            for request in batch:
+                request.error = request.error or exc
+            self._answered(batch)
+            raise
+        start = 0
+        for request in batch:
+            request.results = results[start : start + len(request.problems)]
+            start += len(request.problems)
+        self._answered(batch)
+
+    def _answered(self, batch: list[_Request]) -> None:
+        with self._lock:
+            self._serving -= len(batch)
+            for request in batch:
+                request.done.set()
+            self.stats.batches += 1
+            self.stats.requests += len(batch)
+            self.stats.rows += sum(r.rows for r in batch)
+            self.stats.largest = max(self.stats.largest, len(batch))

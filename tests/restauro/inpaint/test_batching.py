@@ -1,0 +1,121 @@
+"""Cross-request batching: concurrent restorations share batches and get their own results."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import numpy as np
+import pytest
+
+from restauro.inpaint import InpaintParams, inpaint
+from restauro.inpaint.batching import CrossRequestBatcher
+from tests.restauro.inpaint.conftest import synthetic_paintings
+
+HANG = 300  # seconds: only a batcher that never answers gets anywhere near it
+
+
+def _jobs():
+    """Three different scans, holes and requests (candidates, steps, seed all differ)."""
+    scans = synthetic_paintings(3, size=80, seed=5)
+    out = []
+    for i, scan in enumerate(scans):
+        mask = np.zeros(scan.shape[:2], dtype=bool)
+        mask[20 + 5 * i : 44 + 5 * i, 18 : 40 + 3 * i] = True
+        if i == 1:
+            mask[4:10, 66:76] = True  # a second hole
+        params = InpaintParams(candidates=2 + i, steps=10 + 5 * i, seed=10 + i, keep=0)
+        out.append((scan, mask, params))
+    return out
+
+
+def _concurrently(batcher, models_of, jobs, progress_of=None):
+    """Run every job in its own thread, all inside the batcher, as a threaded worker does."""
+    results: list = [None] * len(jobs)
+    errors: list = [None] * len(jobs)
+    entered = threading.Barrier(len(jobs))
+
+    def run(i: int) -> None:
+        scan, mask, params = jobs[i]
+        with batcher.participant():
+            entered.wait()  # all are in flight before any search starts
+            try:
+                results[i] = inpaint(
+                    scan,
+                    mask,
+                    models_of(i),
+                    params,
+                    progress=progress_of(i) if progress_of else None,
+                    search=batcher,
+                )
+            except Exception as exc:
+                errors[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HANG)
+    assert not any(t.is_alive() for t in threads), "the batcher never answered"
+    return results, errors
+
+
+def test_concurrent_restorations_share_one_batch_and_get_what_they_get_alone(tiny_models):
+    jobs = _jobs()
+    alone = [inpaint(scan, mask, tiny_models, params) for scan, mask, params in jobs]
+    # A gathering window far longer than the test: the batch must close because every
+    # restoration in flight reached its search, not because time ran out.
+    batcher = CrossRequestBatcher(gather_s=HANG)
+    together, errors = _concurrently(batcher, lambda i: tiny_models, jobs)
+    assert errors == [None, None, None]
+    assert batcher.stats.batches == 1 and batcher.stats.largest == 3
+    assert batcher.stats.rows == sum(len(r.candidates) * len(r.groups) for r in together)
+    for (scan, mask, _), a, b in zip(jobs, alone, together, strict=True):
+        assert len(a.candidates) == len(b.candidates)
+        for x, y in zip(a.candidates, b.candidates, strict=True):
+            assert np.array_equal(x[~mask], scan[~mask]) and np.array_equal(y[~mask], scan[~mask])
+            # equal up to float rounding in a batched matrix product (at most one grey level)
+            assert np.abs(x.astype(int) - y.astype(int)).max() <= 1
+        assert np.allclose([c.total for c in a.losses], [c.total for c in b.losses], rtol=1e-4)
+        assert a.steps == b.steps
+
+
+def test_a_lone_restoration_does_not_wait_for_the_gathering_window(tiny_models):
+    scan, mask, params = _jobs()[0]
+    batcher = CrossRequestBatcher(gather_s=10 * HANG)
+    results, errors = _concurrently(batcher, lambda i: tiny_models, [(scan, mask, params)])
+    assert errors == [None] and results[0] is not None
+    assert batcher.stats.batches == 1
+
+
+def test_other_generators_are_batched_apart(tiny_models):
+    other = copy.deepcopy(tiny_models)  # another cluster's networks: never in the same batch
+    jobs = _jobs()[:2]
+    batcher = CrossRequestBatcher(gather_s=HANG)
+    results, errors = _concurrently(batcher, lambda i: tiny_models if i == 0 else other, jobs)
+    assert errors == [None, None] and all(r is not None for r in results)
+    assert batcher.stats.batches == 2 and batcher.stats.largest == 1
+
+
+def test_a_job_stopped_by_its_progress_does_not_stop_the_others(tiny_models):
+    class Stop(Exception):
+        pass
+
+    def progress_of(i):
+        def progress(stage: str, done: int, total: int) -> None:
+            if i == 1 and stage == "inpaint" and done >= 3:
+                raise Stop("job 1 was cancelled")
+
+        return progress
+
+    jobs = _jobs()
+    batcher = CrossRequestBatcher(gather_s=HANG)
+    results, errors = _concurrently(batcher, lambda i: tiny_models, jobs, progress_of)
+    assert isinstance(errors[1], Stop) and results[1] is None
+    assert errors[0] is None and errors[2] is None
+    assert results[0] is not None and results[2] is not None
+
+
+def test_gathering_window_must_not_be_negative():
+    with pytest.raises(ValueError):
+        CrossRequestBatcher(gather_s=-1)
