@@ -1,12 +1,21 @@
 """Training one DCGAN: the loop of pytorch/examples ``dcgan/main.py``, resumable and reproducible.
 
 Restauro trains one generator/discriminator pair per cluster of paintings plus a general pair on
-everything. A real run takes hours, so it must survive interruptions: after every epoch the nets
-and both Adam states are checkpointed (safetensors, no pickle) with the loss history, and
-``resume=True`` continues from the last checkpoint as if nothing had happened. To make that exact,
-all randomness of an epoch (shuffling, noise) comes from a generator seeded by (seed, epoch), not
-from a stream carried across epochs; a run of 2 epochs and a run of 1 epoch resumed for 1 more give
-identical weights on the CPU.
+everything. A real run takes hours, so it must survive interruptions: every ``checkpoint_every``
+epochs (1 by default, and always after the last) the nets and both Adam states are checkpointed
+(safetensors, no pickle) with the loss history, and ``resume=True`` continues from the last
+checkpoint as if nothing had happened. To make that exact, all randomness of an epoch (shuffling,
+noise) comes from a generator seeded by (seed, epoch), not from a stream carried across epochs; a
+run of 2 epochs and a run of 1 epoch resumed for 1 more give identical weights on the CPU. For the
+same reason no random state needs to be checkpointed, on the CPU or on a GPU: epochs reseed.
+
+Where the work runs (issue 9): on the CPU every batch is converted from the uint8 images when it
+is picked and the noise is drawn from the epoch's CPU generator, the arithmetic and random stream
+of every earlier version (same seed, same bits). On a GPU that per-step host work is what bounds a
+small DCGAN, so the whole dataset is converted once and kept on the device
+(:class:`TrainingBatches`), and the shuffling and the noise are drawn there from a device generator
+seeded from the same (seed, epoch): no host copy and no synchronisation inside an epoch. A GPU
+run is reproducible on the same GPU and software, not bit-equal to a CPU run.
 
 Options for small datasets (issue 8: cluster GANs of a few hundred paintings collapse when trained
 from scratch), each off by default unless measured to win (docs/results.md):
@@ -28,7 +37,7 @@ import copy
 import hashlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -78,6 +87,7 @@ class TrainSettings:
     bn_calibration: int = 256  # G samples to refresh G's batch-norm statistics per epoch; 0 = off
     ema: float = 0.0  # decay of the moving average of G's weights used for inference; 0 = off
     diffaugment: str = ""  # DiffAugment policy on D's inputs, e.g. "color,translation,cutout"
+    checkpoint_every: int = 1  # epochs between checkpoints (+ sample grid, history); last always
 
     def __post_init__(self) -> None:
         checks = {
@@ -89,6 +99,7 @@ class TrainSettings:
             "sample_count must be >= 1": self.sample_count >= 1,
             "bn_calibration must be >= 0": self.bn_calibration >= 0,
             "ema must be in [0, 1)": math.isfinite(self.ema) and 0 <= self.ema < 1,
+            "checkpoint_every must be >= 1": self.checkpoint_every >= 1,
         }
         for message, ok in checks.items():
             if not ok:
@@ -101,6 +112,16 @@ class TrainSettings:
         if self.iterations is None:
             return self.epochs
         return max(1, round(self.iterations / n_batches))
+
+    def checkpoints_after(self, epochs_done: int, epochs: int) -> bool:
+        """Whether the epoch that brings the run to ``epochs_done`` (of ``epochs``) is saved.
+
+        Writing a checkpoint, a sample grid and the loss plot costs a few tenths of a second per
+        model, as much as a whole epoch of a small cluster on a GPU; the last epoch is always
+        saved, so a finished run is complete whatever ``checkpoint_every`` is. Not a trajectory
+        setting: epochs reseed, so a resumed run may save at other epochs and still be exact.
+        """
+        return epochs_done % self.checkpoint_every == 0 or epochs_done >= epochs
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -208,9 +229,13 @@ def seeded_nets(config: DCGANConfig, seed: int) -> tuple[Generator, Discriminato
         return Generator(config), Discriminator(config)
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """All randomness of one epoch; independent of earlier epochs so that resuming is exact."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """All randomness of one epoch; independent of earlier epochs so that resuming is exact.
+
+    A GPU run draws on a generator of its own device (the same seed, another stream), so that
+    noise and shuffling never cross the bus; a CPU run's stream is the one it always was.
+    """
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
 
 class DCGANTrainer:
@@ -250,17 +275,27 @@ class DCGANTrainer:
     def to_device(self, batch: torch.Tensor) -> torch.Tensor:
         return batch.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
-    def step(self, real: torch.Tensor, rng: torch.Generator) -> dict[str, torch.Tensor]:
+    def draw_noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """``n`` latent vectors drawn on ``rng``'s device (a CPU generator: the historic stream),
+        then moved to the training device (a no-op when they were drawn there)."""
+        z = torch.randn(n, self.config.nz, 1, 1, generator=rng, device=rng.device)
+        return z.to(self.device)
+
+    def step(
+        self, real: torch.Tensor, rng: torch.Generator, noise_rng: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """One D step then one G step on a batch of real images (NCHW in [-1, 1], on device).
 
         All randomness (noise, augmentations) is drawn from ``rng`` before any net runs, in a
-        fixed order; without DiffAugment that is the noise alone, as it always was.
+        fixed order; without DiffAugment that is the noise alone, as it always was. ``noise_rng``
+        (a generator on the training device) draws the noise instead, where it is to be used;
+        the augmentations' few numbers stay on ``rng`` (CPU), whose tensors their code expects.
         """
         netG, netD, criterion = self.generator, self.discriminator, self.criterion
         b = real.shape[0]
         real_label = torch.ones(b, device=self.device)
         fake_label = torch.zeros(b, device=self.device)
-        noise = torch.randn(b, self.config.nz, 1, 1, generator=rng).to(self.device)
+        noise = self.draw_noise(b, noise_rng if noise_rng is not None else rng)
         augment = self.augment
         draws = [augment.sample(b, rng) for _ in range(3)] if augment else []
 
@@ -324,6 +359,64 @@ class DCGANTrainer:
             self.updates = int(meta["updates"])
 
 
+# Above this size (float32, model range) a GPU run copies each batch from the host instead of
+# keeping the whole dataset on the device: 3,000 paintings at 64 px are 150 MB, at 128 px 590 MB.
+DEVICE_DATASET_LIMIT_BYTES = 2 * 1024**3
+
+
+class TrainingBatches:
+    """The real images of each step, in the epoch's shuffled order, on the training device.
+
+    On the CPU the images stay uint8 until a batch is picked (float copies of a whole collection
+    would take 4x the memory) and the order comes from the epoch's CPU generator: exactly what
+    every earlier version computed. On a GPU the whole dataset, converted to the model's range
+    and memory format, is copied to the device once (at most ``limit_bytes``; above that, each
+    batch is converted and copied from the host as on the CPU, slower but bounded), the order is
+    drawn there and each batch is an ``index_select`` on the device: no host work per step.
+    ``resident`` forces the choice (tests check on the CPU that both give the same batches).
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        trainer: DCGANTrainer,
+        limit_bytes: int = DEVICE_DATASET_LIMIT_BYTES,
+        resident: bool | None = None,
+    ) -> None:
+        self.images = images
+        self.trainer = trainer
+        self.on_gpu = trainer.device.type != "cpu"
+        if resident is None:
+            resident = self.on_gpu and images.size * 4 <= limit_bytes
+        self.resident: torch.Tensor | None = None
+        if resident:
+            self.resident = trainer.to_device(to_model_range(images))
+
+    def epoch_rngs(self, seed: int, epoch: int) -> tuple[torch.Generator, torch.Generator]:
+        """(host generator, noise generator) of one epoch: the same one on the CPU, which keeps
+        its historic single stream; on a GPU the noise and the order come from the device's."""
+        host = epoch_generator(seed, epoch)
+        if not self.on_gpu:
+            return host, host
+        return host, epoch_generator(seed, epoch, self.trainer.device)
+
+    def order(self, rng: torch.Generator) -> torch.Tensor:
+        """A permutation of the images drawn on ``rng``: on the device it feeds, or on the host
+        for per-batch copies (one read-back per epoch)."""
+        n = len(self.images)
+        order = torch.randperm(n, generator=rng, device=rng.device)
+        return order if self.resident is not None else order.cpu()
+
+    def batch(self, order: torch.Tensor, i: int, size: int) -> torch.Tensor:
+        """Batch ``i`` of ``size`` images of the epoch whose permutation is ``order``."""
+        picked = order[i * size : (i + 1) * size]
+        if self.resident is not None:
+            return self.resident.index_select(0, picked).contiguous(
+                memory_format=self.trainer.memory_format
+            )
+        return self.trainer.to_device(to_model_range(self.images[picked.numpy()]))
+
+
 def batches_per_epoch(n_images: int, batch_size: int) -> tuple[int, int, bool]:
     """(batch size, batches per epoch, drop_last) for a dataset of ``n_images``.
 
@@ -346,36 +439,21 @@ def train_dcgan(
 ) -> TrainResult:
     """Train a DCGAN on ``images`` (N x S x S x 3 uint8, S = ``config.image_size``).
 
-    With ``workdir``, write a checkpoint, a sample grid and the history after every epoch.
-    ``resume=True`` continues from the checkpoint there (none yet: start from scratch); a
-    finished run resumes as a no-op. ``init``: start from these weights (fine-tuning) instead of
-    a random init. Progress: ``("train <name>", done_batches, total_batches)``.
+    With ``workdir``, write a checkpoint, a sample grid and the history every
+    ``settings.checkpoint_every`` epochs and after the last. ``resume=True`` continues from the
+    checkpoint there (none yet: start from scratch; epochs after it are trained again, to the
+    same bits on the CPU); a finished run resumes as a no-op. ``init``: start from these weights
+    (fine-tuning) instead of a random init. Progress: ``("train <name>", done_batches,
+    total_batches)``.
     """
     _check_images(images, config)
     workdir = Path(workdir) if workdir is not None else None
     fingerprint = dataset_fingerprint(images)
     init_sha256 = init.fingerprint() if init is not None else None
     trainer = DCGANTrainer(config, settings, init)
-    history: list[dict[str, float]] = []
-    start_epoch = 0
+    start_epoch, history = 0, []
     if workdir is not None:
-        state = read_checkpoint_state(workdir)
-        if state is not None and not resume:
-            raise InvalidParameter(
-                f"{workdir} already holds a training run (epoch {state['epoch']}); "
-                "resume it or use an empty working folder"
-            )
-        if state is not None:
-            check_resumable(
-                state, config, settings.trajectory(), TRAJECTORY_DEFAULTS, fingerprint, workdir
-            )
-            if state.get("init_sha256") != init_sha256:
-                raise InvalidParameter(
-                    f"cannot resume {workdir}: it started from other initial weights"
-                )
-            trainer.load(workdir / CHECKPOINT_DIR)
-            start_epoch = int(state["epoch"])
-            history = list(state["history"])
+        start_epoch, history = _resume_point(trainer, workdir, resume, fingerprint, init_sha256)
 
     batch, n_batches, _ = batches_per_epoch(len(images), settings.batch_size)
     epochs = settings.epochs_for(n_batches)
@@ -383,27 +461,16 @@ def train_dcgan(
     trainer.updates = start_epoch * n_batches  # EMA warm-up clock (checkpoints agree)
     stage = f"train {settings.name}"
     noise = fixed_noise(config, settings.seed, settings.sample_count)
+    batches = TrainingBatches(images, trainer)
     grids: list[Path] = []
     report(progress, stage, min(start_epoch, epochs) * n_batches, total)
 
     for epoch in range(start_epoch, epochs):
-        rng = epoch_generator(settings.seed, epoch)
-        order = torch.randperm(len(images), generator=rng).numpy()
-        sums: dict[str, torch.Tensor] = {}
-        started = time.perf_counter()
-        trainer.generator.train()
-        trainer.discriminator.train()
-        for i in range(n_batches):
-            # uint8 until the batch is picked: float copies of a whole collection would take 4x
-            real = trainer.to_device(to_model_range(images[order[i * batch : (i + 1) * batch]]))
-            for key, value in trainer.step(real, rng).items():
-                sums[key] = sums[key] + value if key in sums else value
+
+        def step_done(i: int, epoch: int = epoch) -> None:
             report(progress, stage, epoch * n_batches + i + 1, total)
-        means = {k: float(v) / n_batches for k, v in sums.items()}  # one read-back per epoch
-        seconds = time.perf_counter() - started
-        record = {"epoch": epoch + 1, **means}
-        record.update(seconds=seconds, images_per_s=n_batches * batch / max(seconds, 1e-9))
-        history.append(record)
+
+        history.append(_train_epoch(trainer, batches, epoch, batch, n_batches, step_done))
         if settings.bn_calibration > 0:  # for the generator inpainting will use
             recalibrate_batch_norm(
                 trainer.inference_generator,
@@ -411,7 +478,7 @@ def train_dcgan(
                 batch,
                 epoch_generator(settings.seed + 1, epoch),
             )
-        if workdir is not None:
+        if workdir is not None and settings.checkpoints_after(epoch + 1, epochs):
             grids.append(write_sample_grid(workdir, epoch + 1, trainer.inference_generator, noise))
             state = {
                 "epoch": epoch + 1,
@@ -441,6 +508,64 @@ def train_dcgan(
         generator_ema=trainer.ema.model if trainer.ema is not None else None,
         steps=done * n_batches,
     )
+
+
+def _resume_point(
+    trainer: DCGANTrainer,
+    workdir: Path,
+    resume: bool,
+    fingerprint: str,
+    init_sha256: str | None,
+) -> tuple[int, list[dict[str, float]]]:
+    """(epochs done, history) of the run in ``workdir``, its checkpoint loaded into ``trainer``;
+    (0, []) for an empty folder. Refuses to overwrite a run, or to resume one trained otherwise."""
+    state = read_checkpoint_state(workdir)
+    if state is None:
+        return 0, []
+    if not resume:
+        raise InvalidParameter(
+            f"{workdir} already holds a training run (epoch {state['epoch']}); "
+            "resume it or use an empty working folder"
+        )
+    settings = trainer.settings
+    check_resumable(
+        state, trainer.config, settings.trajectory(), TRAJECTORY_DEFAULTS, fingerprint, workdir
+    )
+    if state.get("init_sha256") != init_sha256:
+        raise InvalidParameter(f"cannot resume {workdir}: it started from other initial weights")
+    trainer.load(workdir / CHECKPOINT_DIR)
+    return int(state["epoch"]), list(state["history"])
+
+
+def _train_epoch(
+    trainer: DCGANTrainer,
+    batches: TrainingBatches,
+    epoch: int,
+    batch: int,
+    n_batches: int,
+    step_done: Callable[[int], None],
+) -> dict[str, float]:
+    """One epoch of steps; its history record (mean losses, D outputs, speed).
+
+    The statistics stay 0-dim tensors summed on the device and are read back once, at the end:
+    each read inside the loop would make the host wait for the GPU.
+    """
+    host_rng, device_rng = batches.epoch_rngs(trainer.settings.seed, epoch)
+    order = batches.order(device_rng)
+    sums: dict[str, torch.Tensor] = {}
+    started = time.perf_counter()
+    trainer.generator.train()
+    trainer.discriminator.train()
+    for i in range(n_batches):
+        real = batches.batch(order, i, batch)
+        for key, value in trainer.step(real, host_rng, device_rng).items():
+            sums[key] = sums[key] + value if key in sums else value
+        step_done(i)
+    means = {k: float(v) / n_batches for k, v in sums.items()}  # one read-back per epoch
+    seconds = time.perf_counter() - started
+    record = {"epoch": epoch + 1, **means}
+    record.update(seconds=seconds, images_per_s=n_batches * batch / max(seconds, 1e-9))
+    return record
 
 
 def _load_initial(
@@ -482,7 +607,8 @@ def recalibrate_batch_norm(
         done = 0
         while done < samples:
             n = min(batch_size, samples - done)
-            generator(torch.randn(n, generator.config.nz, 1, 1, generator=rng).to(device))
+            z = torch.randn(n, generator.config.nz, 1, 1, generator=rng, device=rng.device)
+            generator(z.to(device))
             done += n
     finally:
         for m, momentum in zip(norms, momenta, strict=True):

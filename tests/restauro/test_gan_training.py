@@ -17,6 +17,7 @@ from restauro.gan_samples import fixed_noise
 from restauro.gan_training import (
     DCGANTrainer,
     InitialWeights,
+    TrainingBatches,
     TrainSettings,
     batches_per_epoch,
     seeded_nets,
@@ -402,3 +403,80 @@ def test_invalid_options_are_typed_errors() -> None:
     for bad in ({"ema": 1.0}, {"ema": -0.1}, {"iterations": 0}, {"diffaugment": "rotate"}):
         with pytest.raises(InvalidParameter):
             TrainSettings(**bad)
+
+
+# --- throughput (issue 9): checkpoints every N epochs, the dataset on the device ------------------
+class _Interrupted(Exception):
+    """Stands for a kill in the middle of a run."""
+
+
+def _interrupt_at(step: int):
+    def progress(stage: str, done: int, total: int) -> None:
+        if done == step:
+            raise _Interrupted
+
+    return progress
+
+
+def test_checkpoint_every_n_epochs_saves_those_and_the_last(tmp_path: Path) -> None:
+    settings = TrainSettings(epochs=3, batch_size=16, sample_count=4, checkpoint_every=2)
+    result = train_dcgan(reddish_images(32), TINY, settings, workdir=tmp_path)
+    assert [p.name for p in result.sample_grids] == ["epoch_002.png", "epoch_003.png"]
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "epoch_002.png",
+        "epoch_003.png",
+    ]
+    state = read_checkpoint_state(tmp_path)
+    assert state is not None and state["epoch"] == 3 and len(state["history"]) == 3
+    assert [h["epoch"] for h in json.loads((tmp_path / "history.json").read_text())] == [1, 2, 3]
+
+
+def test_an_interrupted_run_with_checkpoint_every_resumes_bit_for_bit(tmp_path: Path) -> None:
+    """Killed in epoch 4 of 4 with checkpoints every 2: epochs 3 and 4 are trained again from the
+    epoch-2 checkpoint, to the same bits as a run that was never interrupted."""
+    images = reddish_images(32)  # 2 batches of 16 per epoch
+    settings = TrainSettings(epochs=4, batch_size=16, checkpoint_every=2)
+    straight = train_dcgan(images, TINY, settings, workdir=tmp_path / "straight")
+    with pytest.raises(_Interrupted):
+        train_dcgan(images, TINY, settings, workdir=tmp_path / "split", progress=_interrupt_at(7))
+    state = read_checkpoint_state(tmp_path / "split")
+    assert state is not None and state["epoch"] == 2  # epoch 3 ended, but was not saved
+    resumed = train_dcgan(images, TINY, settings, workdir=tmp_path / "split", resume=True)
+    assert resumed.resumed_from_epoch == 2
+    assert_same_weights(straight.generator, resumed.generator)
+    assert_same_weights(straight.discriminator, resumed.discriminator)
+    losses = [(h["epoch"], h["loss_d"], h["loss_g"], h["d_x"]) for h in straight.history]
+    assert [(h["epoch"], h["loss_d"], h["loss_g"], h["d_x"]) for h in resumed.history] == losses
+
+
+def test_checkpoint_every_is_not_a_trajectory_setting(tmp_path: Path) -> None:
+    """A run saved every epoch may be resumed saving every 5: the weights do not depend on it."""
+    images = reddish_images(32)
+    train_dcgan(images, TINY, TrainSettings(epochs=1, batch_size=16), workdir=tmp_path)
+    later = TrainSettings(epochs=2, batch_size=16, checkpoint_every=5)
+    resumed = train_dcgan(images, TINY, later, workdir=tmp_path, resume=True)
+    straight = train_dcgan(images, TINY, TrainSettings(epochs=2, batch_size=16))
+    assert resumed.resumed_from_epoch == 1
+    assert_same_weights(straight.generator, resumed.generator)
+    with pytest.raises(InvalidParameter, match="checkpoint_every"):
+        TrainSettings(checkpoint_every=0)
+
+
+def test_device_resident_batches_equal_per_batch_copies() -> None:
+    """The GPU path (whole dataset converted once, batches indexed there) picks the same images
+    with the same values as the per-batch conversion; checked on the CPU, where both run."""
+    images = reddish_images(40)
+    trainer = DCGANTrainer(TINY, TrainSettings(batch_size=16))
+    copied = TrainingBatches(images, trainer, resident=False)
+    kept = TrainingBatches(images, trainer, resident=True)
+    assert copied.resident is None and kept.resident is not None
+    host, noise_rng = kept.epoch_rngs(seed=0, epoch=3)
+    assert host is noise_rng  # the CPU keeps its single historic stream
+    order = kept.order(torch.Generator().manual_seed(5))
+    assert torch.equal(order, copied.order(torch.Generator().manual_seed(5)))
+    for i in range(2):
+        a, b = copied.batch(order, i, 16), kept.batch(order, i, 16)
+        assert torch.equal(a, b)
+        assert a.is_contiguous(memory_format=trainer.memory_format)
+        assert b.is_contiguous(memory_format=trainer.memory_format)
+    assert not TrainingBatches(images, trainer).resident  # automatic: per batch on the CPU
