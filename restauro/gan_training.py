@@ -390,7 +390,15 @@ class TrainingBatches:
             resident = self.on_gpu and images.size * 4 <= limit_bytes
         self.resident: torch.Tensor | None = None
         if resident:
-            self.resident = trainer.to_device(to_model_range(images))
+            self.resident = self._upload(images)
+
+    def _upload(self, images: np.ndarray) -> torch.Tensor:
+        """The whole dataset in [-1, 1], NCHW, on the device: copied as uint8 (a quarter of the
+        bytes, no float copy on the host) and converted there with :func:`to_model_range`'s
+        operations (x / 127.5 - 1)."""
+        raw = torch.from_numpy(np.ascontiguousarray(images)).to(self.trainer.device)
+        real = raw.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        return real.contiguous(memory_format=self.trainer.memory_format)
 
     def epoch_rngs(self, seed: int, epoch: int) -> tuple[torch.Generator, torch.Generator]:
         """(host generator, noise generator) of one epoch: the same one on the CPU, which keeps
