@@ -13,14 +13,20 @@ How long it waits: not at all when every restoration in flight (those inside
 otherwise up to ``gather_s`` for the others to arrive, or until ``max_rows`` candidates are
 waiting. The caller whose wait ends first runs the batch in its own thread (the leader); the
 others sleep until it is done. An error in the batch reaches every caller of that batch.
+
+A caller stopped by its own progress (a time limit) gets its error; its rows leave the batch at
+the next step, the others' go on. Each restoration's :class:`Participation` (yielded by
+:meth:`~CrossRequestBatcher.participant`) says how many requests its batches held, for its
+result; ``on_batch`` hears of every batch (a worker logs it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from restauro.inpaint.models import GANModels
@@ -30,12 +36,24 @@ from restauro.progress import Progress, report
 
 
 @dataclass
+class Participation:
+    """What the batcher did for one restoration (small and honest enough for its result.json)."""
+
+    batches: int = 0  # batches its z-searches ran in
+    largest: int = 0  # most requests in one of them, its own included (1: it ran alone)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"batches": self.batches, "batched_requests": self.largest}
+
+
+@dataclass
 class _Request:
     """One caller's problems, waiting for a batch, and where its answer goes."""
 
     models: GANModels
     problems: list[ZProblem]
     progress: Progress | None
+    joined: Participation | None = None  # the caller's restoration, when inside participant()
     done: threading.Event = field(default_factory=threading.Event)
     results: list[ZOptResult] | None = None
     error: BaseException | None = None
@@ -59,10 +77,18 @@ class BatchStats:
 class CrossRequestBatcher:
     """A :class:`ZSearch` that merges concurrent callers' searches on the same generator."""
 
-    def __init__(self, gather_s: float = 0.05, max_rows: int = 4 * DEFAULT_MAX_ROWS) -> None:
+    def __init__(
+        self,
+        gather_s: float = 0.05,
+        max_rows: int = 4 * DEFAULT_MAX_ROWS,
+        on_batch: Callable[[GANModels, int, int], None] | None = None,
+    ) -> None:
+        """``on_batch(models, requests, rows)`` is called by each batch's leader once it ran."""
         if gather_s < 0:
             raise ValueError(f"gather_s must be >= 0, got {gather_s}")
         self.gather_s = gather_s
+        self.on_batch = on_batch
+        self._local = threading.local()  # the Participation of the restoration in this thread
         self.search = DirectSearch(max_rows)
         self.max_rows = max_rows
         self._lock = threading.Condition()
@@ -72,13 +98,19 @@ class CrossRequestBatcher:
         self.stats = BatchStats()
 
     @contextlib.contextmanager
-    def participant(self) -> Iterator[None]:
-        """Around one restoration: while it runs, searches that arrive wait for it (briefly)."""
+    def participant(self) -> Iterator[Participation]:
+        """Around one restoration: while it runs, searches that arrive wait for it (briefly).
+
+        Its searches must run in this thread (the engine's do), so that they count for it.
+        """
+        joined = Participation()
+        self._local.joined = joined
         with self._lock:
             self._active += 1
         try:
-            yield
+            yield joined
         finally:
+            self._local.joined = None
             with self._lock:
                 self._active -= 1
                 self._lock.notify_all()  # one fewer to wait for
@@ -88,7 +120,7 @@ class CrossRequestBatcher:
     ) -> list[ZOptResult]:
         if not problems:
             return []
-        mine = _Request(models, problems, progress)
+        mine = _Request(models, problems, progress, getattr(self._local, "joined", None))
         deadline = time.monotonic() + self.gather_s
         with self._lock:
             self._waiting.append(mine)
@@ -130,7 +162,7 @@ class CrossRequestBatcher:
 
     def _run(self, models: GANModels, batch: list[_Request]) -> None:
         """Search ``batch`` in this (the leader's) thread and answer every request in it."""
-        problems = [p for request in batch for p in request.problems]
+        problems = [_cancellable(p, request) for request in batch for p in request.problems]
 
         def fan_out(stage: str, done: int, total: int) -> None:
             # A caller's progress may raise to stop its job (a time limit, a deleted job): that
@@ -164,3 +196,20 @@ class CrossRequestBatcher:
             self.stats.requests += len(batch)
             self.stats.rows += sum(r.rows for r in batch)
             self.stats.largest = max(self.stats.largest, len(batch))
+            for request in batch:
+                if request.joined is not None:
+                    request.joined.batches += 1
+                    request.joined.largest = max(request.joined.largest, len(batch))
+        if self.on_batch is not None:
+            with contextlib.suppress(Exception):  # a report must not fail the batch it reports
+                self.on_batch(batch[0].models, len(batch), sum(r.rows for r in batch))
+
+
+def _cancellable(problem: ZProblem, request: _Request) -> ZProblem:
+    """``problem``, leaving the batch once its caller has an error (nobody wants its answer)."""
+    own = problem.cancelled
+
+    def cancelled() -> bool:
+        return request.error is not None or (own is not None and own())
+
+    return dataclasses.replace(problem, cancelled=cancelled)

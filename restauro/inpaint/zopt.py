@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -218,13 +219,16 @@ class ZProblem:
 
     Tensors as :meth:`ZOptimizer.optimize` takes them (1 x C x S x S target in [-1, 1], 1 x 1 x
     S x S ``missing`` and ``valid``), on the models' device. ``params`` (candidates, steps, seed,
-    ...) defaults to the optimizer's.
+    ...) defaults to the optimizer's. ``cancelled``, asked after every step, true when nobody
+    waits for this problem any more (its job was stopped): its rows leave the batch, so a
+    stopped job does not keep a shared batch running for itself.
     """
 
     target: torch.Tensor
     missing: torch.Tensor
     valid: torch.Tensor | None = None
     params: InpaintParams | None = None
+    cancelled: Callable[[], bool] | None = field(default=None, compare=False)
 
 
 def learning_rate(params: InpaintParams, step: int) -> float:
@@ -273,6 +277,7 @@ class _Search:
         self.stopper = _EarlyStop(params.patience, params.tolerance)
         self.steps_run = 0
         self.stopped = False
+        self.cancelled = problem.cancelled or _never
 
     def before_step(self, step: int) -> None:
         p = self.params
@@ -395,7 +400,13 @@ def _still_searching(active: list[_Search], step: int) -> list[_Search]:
         recent = torch.stack([torch.stack(s.curve[-EARLY_STOP_EVERY:]) for s in due]).tolist()
         for search, values in zip(due, recent, strict=True):
             search.stopped = search.should_stop(values)
-    return [s for s in active if s.steps_run < s.params.steps and not s.stopped]
+    return [
+        s for s in active if s.steps_run < s.params.steps and not s.stopped and not s.cancelled()
+    ]
+
+
+def _never() -> bool:
+    return False
 
 
 def _read_curves(searches: list[_Search]) -> list[list[float]]:

@@ -119,3 +119,60 @@ def test_a_job_stopped_by_its_progress_does_not_stop_the_others(tiny_models):
 def test_gathering_window_must_not_be_negative():
     with pytest.raises(ValueError):
         CrossRequestBatcher(gather_s=-1)
+
+
+def test_a_stopped_job_leaves_the_batch_at_once_and_each_knows_its_batches(tiny_models):
+    """The stopped job's rows leave at the next step: a batch of it alone ends there instead of
+    running all its steps for nobody. Every participation says how many requests it met."""
+
+    class Stop(Exception):
+        pass
+
+    seen: list[tuple[int, int]] = []
+    long_job = [(*_jobs()[0][:2], InpaintParams(candidates=2, steps=100_000, seed=1, keep=0))]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "inpaint" and done >= 2:
+            raise Stop("stopped")
+
+    batcher = CrossRequestBatcher(gather_s=HANG, on_batch=lambda m, n, rows: seen.append((n, rows)))
+    joined = []
+
+    def run() -> None:
+        with batcher.participant() as mine:
+            joined.append(mine)
+            scan, mask, params = long_job[0]
+            with pytest.raises(Stop):
+                inpaint(scan, mask, tiny_models, params, progress=progress, search=batcher)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(HANG)
+    assert not thread.is_alive(), "the stopped job's batch went on"
+    assert seen == [(1, 2)] and joined[0].to_dict() == {"batches": 1, "batched_requests": 1}
+
+    together = []
+    _, errors = _concurrently(_Recording(batcher, together), lambda i: tiny_models, _jobs()[:2])
+    assert errors == [None, None] and seen[-1][0] == 2
+    assert [p.to_dict() for p in together] == [{"batches": 1, "batched_requests": 2}] * 2
+
+
+class _Recording:
+    """The batcher, keeping the Participation of every restoration that enters it."""
+
+    def __init__(self, batcher: CrossRequestBatcher, out: list) -> None:
+        self.batcher, self.out = batcher, out
+
+    def participant(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def joined():
+            with self.batcher.participant() as mine:
+                self.out.append(mine)
+                yield mine
+
+        return joined()
+
+    def __call__(self, *args, **kwargs):
+        return self.batcher(*args, **kwargs)
