@@ -93,6 +93,13 @@ def train(
     ] = "4",
     image_size: Annotated[int, typer.Option(help="DCGAN resolution: 64 or 128.")] = 64,
     epochs: Annotated[int, typer.Option(help="Training epochs per DCGAN.")] = 5,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option(
+            help="Checkpoint, sample grid and history every N epochs (and after the last); "
+            "--resume continues from the last checkpoint."
+        ),
+    ] = 1,
     batch_size: Annotated[int, typer.Option(help="DCGAN batch size.")] = 64,
     max_images: Annotated[int | None, typer.Option(help="Use at most this many paintings.")] = None,
     device: DeviceOpt = None,
@@ -157,6 +164,7 @@ def train(
         clusters=k,
         image_size=image_size,
         epochs=epochs,
+        checkpoint_every=checkpoint_every,
         batch_size=batch_size,
         max_images=max_images,
         device=_device(device),

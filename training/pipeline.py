@@ -40,6 +40,7 @@ class TrainOptions:
     clusters: int | None = 4  # None = choose by silhouette
     image_size: int = 64
     epochs: int = 5
+    checkpoint_every: int = 1  # epochs between DCGAN checkpoints + sample grids (the last: always)
     batch_size: int = 64
     max_images: int | None = None
     device: str = "cpu"
@@ -76,6 +77,7 @@ class TrainOptions:
         return TrainSettings(
             epochs=self.epochs,
             iterations=self.iterations,
+            checkpoint_every=self.checkpoint_every,
             batch_size=self.batch_size,
             seed=self.seed,
             device=self.device,
@@ -198,7 +200,7 @@ def run_training(options: TrainOptions, progress: Progress | None = None) -> Tra
 
 def _check(options: TrainOptions) -> None:
     options.dcgan_config()
-    for name in ("epochs", "batch_size"):
+    for name in ("epochs", "batch_size", "checkpoint_every"):
         if getattr(options, name) < 1:
             raise InvalidParameter(f"--{name.replace('_', '-')} must be at least 1")
     if options.iterations is not None and options.iterations < 1:

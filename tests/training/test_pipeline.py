@@ -6,7 +6,7 @@ from restauro.registry import Registry
 from restauro.safetensors_io import sha256_file
 from tests.data import paintings_dir, tiny_train_options
 from training.evaluate import EvalOptions, evaluate, format_summary
-from training.pipeline import run_training
+from training.pipeline import RUNS, run_training
 
 
 def test_only_cluster_retrains_one_and_copies_the_rest(tiny_registry, tmp_path):
@@ -143,3 +143,12 @@ def test_only_cluster_can_fine_tune_from_the_base_bundles_general(tiny_registry,
     )
     assert outcome.manifest["models"]["c0"]["init"] == "general"
     registry.load(outcome.version)
+
+
+def test_checkpoint_every_reaches_the_dcgans_and_the_manifest(tmp_path):
+    options = tiny_train_options(tmp_path / "reg", epochs=3, checkpoint_every=2, max_images=24)
+    outcome = run_training(options)
+    assert outcome.manifest["training"]["checkpoint_every"] == 2
+    samples = tmp_path / "reg" / RUNS / options.run_key() / "general" / "samples"
+    assert sorted(p.name for p in samples.iterdir()) == ["epoch_002.png", "epoch_003.png"]
+    assert len(outcome.manifest["models"]["general"]["history"]) == 3
