@@ -27,6 +27,8 @@ SETTINGS_FLAGS = (
     "job_time_limit_s",
     "job_kill_grace_s",
     "shutdown_grace_s",
+    "batch_jobs",
+    "batch_gather_s",
 )
 
 
@@ -76,6 +78,18 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="S",
         help="on SIGTERM, time for the job in flight before it is requeued (default 5)",
+    )
+    group.add_argument(
+        "--batch-jobs",
+        type=int,
+        metavar="N",
+        help="GPU worker: jobs restored at once, their z-searches batched (default 8; 1 = solo)",
+    )
+    group.add_argument(
+        "--batch-gather-s",
+        type=float,
+        metavar="S",
+        help="GPU worker: how long a z-search waits for other jobs' (default 0.05)",
     )
 
 

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     # the job is returned to the queue (a cold shutdown) and the worker stops.
     shutdown_grace_s: float = Field(default=5.0, ge=0)
 
+    # A GPU worker restores up to ``batch_jobs`` jobs at once in threads of its one process
+    # (Celery's threads pool); the z-searches of those on the same cluster and bundle version
+    # share batches (restauro/inpaint/batching.py), a search waiting up to ``batch_gather_s`` for
+    # the others in flight. 1 = the solo pool, one job at a time. The CPU default (prefork) does
+    # not read these.
+    batch_jobs: int = Field(default=8, ge=1)
+    batch_gather_s: float = Field(default=0.05, ge=0)
+
     # Pretrained backbones for the CNN feature extractors (no downloads happen offline).
     vgg16_weights: Path | None = None
     squeezenet_weights: Path | None = None

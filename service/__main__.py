@@ -52,7 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--with-worker", action="store_true", help="also run a local worker")
     parser.add_argument("--worker-concurrency", type=int, default=1)
     parser.add_argument(
-        "--worker-pool", choices=["prefork", "solo"], help="default: as python -m worker chooses"
+        "--worker-pool",
+        choices=["prefork", "solo", "threads"],
+        help="default: as python -m worker chooses (threads on a GPU: --batch-jobs at once)",
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--log-level", default="info")

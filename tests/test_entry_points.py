@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from restauro.cli_flags import SETTINGS_FLAGS
+from restauro.cli_flags import SETTINGS_FLAGS, settings_from_args
 from restauro.config import Settings
 from service.__main__ import parse_args as service_args
 from service.__main__ import worker_args
-from worker.__main__ import choose_pool
+from worker.__main__ import choose_pool, pool_concurrency
 from worker.__main__ import parse_args as worker_parse
 
 RESTAURO = [sys.executable, "-m", "training.cli"]
@@ -30,6 +30,8 @@ GIVEN = {
     "--job-time-limit-s": "12.5",
     "--job-kill-grace-s": "3",
     "--shutdown-grace-s": "2",
+    "--batch-jobs": "4",
+    "--batch-gather-s": "0.2",
 }
 
 
@@ -44,13 +46,12 @@ def run(cmd: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
 def test_every_settings_flag_is_a_settings_field_and_both_entry_points_take_it() -> None:
     assert set(SETTINGS_FLAGS) <= set(Settings.model_fields)
     assert {f"--{name.replace('_', '-')}" for name in SETTINGS_FLAGS} == set(GIVEN)
-    from restauro.cli_flags import settings_from_args
-
     worker = settings_from_args(worker_parse(flag_list()))
     service = settings_from_args(service_args(flag_list()))
     assert worker == service
     assert worker.device == "cuda:1" and worker.job_time_limit_s == 12.5
     assert worker.job_hard_time_limit_s == 15.5 and worker.registry == Path("reg")
+    assert (worker.batch_jobs, worker.batch_gather_s) == (4, 0.2)
 
 
 @pytest.mark.parametrize("name", ["auto", "cpu", "cuda", "cuda:0", "cuda:12"])
@@ -90,16 +91,29 @@ def test_child_env_carries_every_given_setting(
     assert Path(child.results_dir).is_absolute() and Path(child.state_dir).is_absolute()
 
 
-def test_pool_defaults_to_solo_on_a_gpu_and_prefork_on_the_cpu() -> None:
-    assert choose_pool(None, "cuda") == choose_pool(None, "cuda:1") == "solo"
-    assert choose_pool(None, "cpu") == "prefork"
+def test_pool_defaults_to_batching_threads_on_a_gpu_and_prefork_on_the_cpu() -> None:
+    """A GPU worker is one process (nothing forks after CUDA): threads running batch_jobs jobs
+    at once (default 8), or solo for one at a time. The CPU keeps prefork."""
+    jobs = Settings().batch_jobs
+    assert jobs == 8
+    assert choose_pool(None, "cuda", jobs) == choose_pool(None, "cuda:1", jobs) == "threads"
+    assert choose_pool(None, "cuda:1", 1) == "solo"
+    assert choose_pool(None, "cpu", jobs) == "prefork"
     assert choose_pool("solo", "cpu") == "solo"
+    assert pool_concurrency("threads", Settings(batch_jobs=3), 1) == 3
+    assert pool_concurrency("prefork", Settings(batch_jobs=3), 2) == 2
+    assert pool_concurrency("solo", Settings(), 5) == 1
 
 
 def test_serve_hands_its_worker_flags_on() -> None:
     args = service_args(["--with-worker", "--worker-concurrency", "3", "--worker-pool", "solo"])
     assert worker_args(args) == ["--concurrency", "3", "--pool", "solo"]
     worker_parse(worker_args(args))  # the worker accepts them
+    threads = service_args(["--with-worker", "--worker-pool", "threads", "--batch-jobs", "4"])
+    worker_parse(worker_args(threads))
+    # batch_jobs travels, like every setting, in the worker's environment
+    env = settings_from_args(threads).child_env({})
+    assert env["RESTAURO_BATCH_JOBS"] == "4"
 
 
 @pytest.mark.parametrize(("command", "module"), [("serve", "service"), ("worker", "worker")])

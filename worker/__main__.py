@@ -3,7 +3,8 @@
     python -m worker                       # every queue of the current bundle (+ general)
     python -m worker --clusters 0,1        # only restore.c0 and restore.c1
     python -m worker --clusters 2 --general
-    python -m worker --device cuda:1       # one worker per GPU (solo pool)
+    python -m worker --device cuda:1       # one worker per GPU (threads pool, jobs batched)
+    python -m worker --device cuda:1 --batch-jobs 1   # one job at a time (solo pool)
 
 ``restauro worker`` runs this. Mistakes (no bundle, a bad cluster list) end with one line on stderr
 and a non-zero exit, never a traceback.
@@ -31,11 +32,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clusters", help="comma-separated cluster ids (default: all)")
     parser.add_argument("--general", action="store_true", help="also consume restore.general")
     add_settings_flags(parser)
-    parser.add_argument("--concurrency", type=int, default=1, help="child processes (default 1)")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="prefork: child processes (default 1)"
+    )
     parser.add_argument(
         "--pool",
-        choices=["prefork", "solo"],
-        help="default: solo on a GPU (one worker per GPU), prefork on the CPU",
+        choices=["prefork", "solo", "threads"],
+        help="default: on a GPU threads (--batch-jobs at once, batched; solo when it is 1), "
+        "prefork on the CPU",
     )
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--hostname", help="Celery node name (default restauro-<pid>@<host>)")
@@ -97,13 +101,22 @@ def probe_device(name: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def choose_pool(pool: str | None, device: str) -> str:
-    """Solo on a GPU: one process per GPU, nothing forked. Prefork on the CPU: the parent holds
-    no torch state (see :func:`choose_queues`), and a child stuck past its hard time limit is
-    killed and replaced."""
+def choose_pool(pool: str | None, device: str, batch_jobs: int = 1) -> str:
+    """One process per GPU, nothing forked: threads (``batch_jobs`` jobs at once, their
+    z-searches batched, worker/batching.py) or solo when one job at a time is asked for.
+    Prefork on the CPU: the parent holds no torch state (see :func:`choose_queues`), a child
+    stuck past its hard time limit is killed and replaced, and a CPU gains little from batching
+    jobs that already use every core."""
     if pool is not None:
         return pool
-    return "solo" if device.startswith("cuda") else "prefork"
+    if device.startswith("cuda"):
+        return "threads" if batch_jobs > 1 else "solo"
+    return "prefork"
+
+
+def pool_concurrency(pool: str, settings: Settings, concurrency: int) -> int:
+    """Jobs at once: threads run ``batch_jobs``, prefork ``--concurrency`` children, solo one."""
+    return {"solo": 1, "threads": settings.batch_jobs}.get(pool, concurrency)
 
 
 def exit_with_parent(parent_pid: int) -> None:
@@ -130,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.detail}", file=sys.stderr)
         return 2
     settings = settings.model_copy(update={"device": device})
-    pool = choose_pool(args.pool, device)
+    pool = choose_pool(args.pool, device, settings.batch_jobs)
+    jobs = pool_concurrency(pool, settings, args.concurrency)
     if settings.broker_url and settings.visibility_timeout_s <= settings.job_hard_time_limit_s:
         print(
             f"restauro worker: warning: visibility_timeout_s ({settings.visibility_timeout_s}) "
@@ -140,10 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     from worker.celery_app import make_celery
 
-    app = make_celery(settings, in_process_limits=pool == "solo")
+    app = make_celery(settings, pool=pool)
     hostname = args.hostname or f"restauro-{os.getpid()}@%h"
+    batching = f" (z-searches batched, window {settings.batch_gather_s:g} s)"
     print(
-        f"restauro worker: queues {', '.join(names)}; pool {pool}, device {device}, "
+        f"restauro worker: queues {', '.join(names)}; pool {pool} x {jobs}"
+        f"{batching if pool == 'threads' else ''}, device {device}, "
         f"job time limit {settings.job_time_limit_s:g} s",
         file=sys.stderr,
         flush=True,
@@ -154,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             "--queues",
             ",".join(names),
             "--concurrency",
-            str(1 if pool == "solo" else args.concurrency),
+            str(jobs),
             "--pool",
             pool,
             "--loglevel",

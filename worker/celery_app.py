@@ -9,9 +9,11 @@ Two set-ups share this one code path:
   installed.
 
 Reliability settings follow the Celery guide for long GPU jobs: a job is acknowledged only after it
-ran (``task_acks_late``), a worker reserves one job at a time (prefetch 1), a worker killed mid-job
-puts its job back (``task_reject_on_worker_lost``), and Redis redelivers an unacknowledged job after
-``visibility_timeout_s``, which must exceed the longest job.
+ran (``task_acks_late``), a worker reserves one job per child or thread (prefetch 1), a worker
+killed mid-job puts its job back (``task_reject_on_worker_lost``), and Redis redelivers an
+unacknowledged job after ``visibility_timeout_s``, which must exceed the longest job. A threads
+pool (a GPU worker) reserves as many jobs as it has threads and acknowledges each after it ran: a
+worker killed with several jobs in flight puts them all back.
 
 Every job has a time limit (``job_time_limit_s``, then ``job_kill_grace_s`` until it is killed):
 worker/timeouts.py explains who enforces it in which pool and how a job that hit it ends.
@@ -25,11 +27,12 @@ from restauro.config import Settings
 from restauro.jobs import GENERAL_QUEUE
 
 
-def make_celery(settings: Settings, in_process_limits: bool = False) -> Celery:
+def make_celery(settings: Settings, pool: str = "prefork") -> Celery:
     """A configured Celery app with the restoration task registered.
 
-    ``in_process_limits``: the pool that will run jobs (solo) does not enforce time limits, so the
-    task arms them itself (worker/timeouts.py).
+    ``pool``: the pool that will run jobs. Solo and threads run them in this process and do not
+    enforce time limits, so the task arms them itself (worker/timeouts.py); threads also batch
+    the z-searches of the jobs they run at once (worker/batching.py).
     """
     broker, backend = settings.queue_urls()
     if broker.startswith("sqla+"):
@@ -85,7 +88,8 @@ def make_celery(settings: Settings, in_process_limits: bool = False) -> Celery:
             "visibility_timeout": settings.visibility_timeout_s
         }
     app.conf.restauro_settings = settings
-    app.conf.restauro_in_process_limits = in_process_limits
+    app.conf.restauro_pool = pool
+    app.conf.restauro_in_process_limits = pool != "prefork"
 
     from worker.tasks import register_tasks
 

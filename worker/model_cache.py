@@ -10,8 +10,10 @@ finishing on the old one, and new jobs load the new one without any restart.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
+from restauro.bundle import Bundle
 from restauro.registry import BundleCache
 
 
@@ -25,6 +27,17 @@ class ModelCache(BundleCache):
         super().__init__(registry, keep_versions)
         self.root = Path(registry)
         self.pid = os.getpid()
+        self._loading_lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, version: str) -> Bundle:
+        """As the registry's cache, but a version is loaded once even when several job threads
+        (a threads pool) ask at once: they must get the same networks to share z-search batches
+        (and two copies would only cost memory)."""
+        with self._loading_lock:
+            lock = self._loading.setdefault(version, threading.Lock())
+        with lock:
+            return super().get(version)
 
 
 _cache: ModelCache | None = None

@@ -5,6 +5,10 @@ The message carries only the job id; the inputs and parameters are in the job's 
 redelivered after a worker died rewrites the same candidates, and a job whose ``result.json``
 exists is already done. Progress goes to the result backend as task state ``PROGRESS``.
 
+In a threads pool (a GPU worker) several jobs run at once in one process: their z-searches share
+batches (worker/batching.py), and a job delivered twice (Redis hands back a job unacknowledged for
+``visibility_timeout_s``) runs once: the second copy waits for the first and finds its result.
+
 When a task ends, whichever way (result, typed failure, crash, time limit), the job's webhook is
 handed to this process's delivery threads (worker/webhooks.py) and the worker takes its next job.
 Those threads start with the worker, to resume deliveries that a worker which stopped left.
@@ -12,9 +16,12 @@ Those threads start with the worker, to resume deliveries that a worker which st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from celery import Celery, Task, signals
@@ -24,7 +31,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from restauro.config import Settings, resolve_device
 from restauro.errors import RestauroError
 from restauro.jobs import TASK_NAME, JobStore
+from worker.batching import shared_search
 from worker.model_cache import process_cache
+from worker.timeouts import stop_if_over_time
 from worker.webhooks import notify_job_end, start_deliverer
 
 PROGRESS_EVERY_S = 0.5  # progress updates are writes to the backend: throttle them
@@ -34,11 +43,41 @@ def _now() -> float:
     return round(time.time(), 3)
 
 
+_running_lock = threading.Lock()
+# job id -> (its lock, deliveries of it in this process holding or waiting for the lock)
+_running: dict[str, tuple[threading.Lock, int]] = {}
+
+
+@contextlib.contextmanager
+def once_at_a_time(job_id: str) -> Iterator[None]:
+    """Hold ``job_id`` in this process: a second delivery waits here instead of restoring the
+    same job beside the first (it then finds the result). It waits without acknowledging, so
+    if the process dies both deliveries come back."""
+    with _running_lock:
+        lock, count = _running.get(job_id, (threading.Lock(), 0))
+        _running[job_id] = (lock, count + 1)
+    try:
+        with lock:
+            yield
+    finally:
+        with _running_lock:
+            lock, count = _running[job_id]
+            if count > 1:
+                _running[job_id] = (lock, count - 1)
+            else:
+                del _running[job_id]
+
+
 def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
     """Restore one job: read its plan and inputs, restore, write the candidates and result.
 
     Returns the small JSON kept in the result backend.
     """
+    with once_at_a_time(job_id):
+        return _run_job(task, settings, job_id)
+
+
+def _run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
     from restauro.restore import restore
 
     store = JobStore(settings.results_dir)
@@ -58,18 +97,23 @@ def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
     last = [0.0]
 
     def progress(stage: str, done_: int, total: int) -> None:
+        stop_if_over_time()  # a threads pool's soft limit (worker/timeouts.py); else no-op
         now = time.monotonic()
         if now - last[0] < PROGRESS_EVERY_S and done_ < total:
             return
         last[0] = now
         task.update_state(state="PROGRESS", meta={"stage": stage, "done": done_, "total": total})
 
+    batching = task.app.conf.get("restauro_pool") == "threads"
     try:
-        rgb, mask = store.read_inputs(job_id, max_pixels=settings.max_pixels)
-        bundle = process_cache(settings.registry).get(chosen.bundle_version)
-        outcome = restore(
-            rgb, mask, bundle, chosen, device=resolve_device(settings.device), progress=progress
-        )
+        # In flight from here: another job's search waits (briefly) for this one's to join it.
+        with shared_search(settings, batching) as (search, joined):
+            rgb, mask = store.read_inputs(job_id, max_pixels=settings.max_pixels)
+            bundle = process_cache(settings.registry).get(chosen.bundle_version)
+            device = resolve_device(settings.device)
+            outcome = restore(
+                rgb, mask, bundle, chosen, device=device, progress=progress, search=search
+            )
     except RestauroError as exc:
         # A typed error is final (a bad bundle, an unknown cluster): retrying would fail the same.
         store.write_state(
@@ -87,6 +131,8 @@ def run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
 
     finished = _now()
     extra = {"started": started, "finished": finished, "attempt": attempt, "worker": _worker()}
+    if joined is not None:  # how many jobs its z-searches were batched with (itself included)
+        extra["search"] = joined.to_dict()
     if not store.write_result(job_id, outcome, **extra):
         return {"id": job_id, "status": "deleted"}
     store.write_state(job_id, {**state, "status": "succeeded", "finished": finished})

@@ -22,6 +22,12 @@ Who enforces what depends on the pool:
   at the hard limit. The process exits (status :data:`EXIT_JOB_KILLED`) after recording the
   failure; its supervisor (``restauro serve``, systemd, Docker's restart policy) starts a new
   worker.
+* threads (a GPU worker batching several jobs, worker/batching.py): no signal can reach a job in
+  a pool thread, so the soft limit is cooperative: :func:`stop_if_over_time`, called by the job's
+  progress (every z-search step), raises :class:`StoppedAtTimeLimit` once the job is past its
+  limit. It lands at a known point, between steps, so the process is not replaced and the other
+  jobs in it go on. The hard limit is the same watchdog as solo's: the process exits, the other
+  jobs in flight were not acknowledged and are redelivered, the killed one is recorded failed.
 
 A job whose process exited that way may come back from the broker (it was not acknowledged):
 :meth:`JobTask.__call__` acknowledges it without running it again.
@@ -90,13 +96,29 @@ def _raise_soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("job time limit")
 
 
+class StoppedAtTimeLimit(SoftTimeLimitExceeded):
+    """The soft limit raised cooperatively, at a progress report: nothing was cut off midway,
+    so the process that ran the job may run the next one."""
+
+
+_deadline = threading.local()  # when the job in this thread passes its soft limit (monotonic)
+
+
+def stop_if_over_time() -> None:
+    """Raise :class:`StoppedAtTimeLimit` if this thread's job is past its soft limit.
+
+    A job's progress calls it; a no-op where no cooperative limit is armed (prefork, solo).
+    """
+    at = getattr(_deadline, "at", None)
+    if at is not None and time.monotonic() >= at:
+        raise StoppedAtTimeLimit("job time limit")
+
+
 @contextlib.contextmanager
 def in_process_limits(settings: Settings, store: JobStore, job_id: str) -> Iterator[None]:
-    """The solo pool's limits around one job: SIGALRM for the soft one, a watchdog for the hard.
-
-    The soft limit needs the main thread (Python runs signal handlers there); elsewhere only the
-    watchdog applies.
-    """
+    """Limits around one job where the pool has none: a watchdog for the hard one; the soft one
+    is SIGALRM in the main thread (solo; Python runs signal handlers there) and cooperative in
+    any other (a threads pool, :func:`stop_if_over_time`)."""
 
     def kill() -> None:
         record_time_limit(store, job_id, settings, killed=True)
@@ -116,6 +138,8 @@ def in_process_limits(settings: Settings, store: JobStore, job_id: str) -> Itera
     if in_main:
         previous = signal.signal(signal.SIGALRM, _raise_soft_limit)
         signal.setitimer(signal.ITIMER_REAL, settings.job_time_limit_s)
+    else:
+        _deadline.at = time.monotonic() + settings.job_time_limit_s
     try:
         yield
     finally:
@@ -123,6 +147,8 @@ def in_process_limits(settings: Settings, store: JobStore, job_id: str) -> Itera
         if in_main:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+        else:
+            _deadline.at = None
 
 
 class JobTask(Task):
@@ -155,7 +181,8 @@ class JobTask(Task):
             if isinstance(job_id, str):
                 killed = isinstance(exc, TimeLimitExceeded)
                 record_time_limit(store, job_id, settings, killed=killed)
-            if isinstance(exc, SoftTimeLimitExceeded) and not self.request.is_eager:
+            cut_off = not isinstance(exc, StoppedAtTimeLimit)  # by a signal, anywhere
+            if isinstance(exc, SoftTimeLimitExceeded) and cut_off and not self.request.is_eager:
                 end_this_process(f"job {job_id} was stopped at its time limit")
         super().on_failure(exc, task_id, args, kwargs, einfo)
 

@@ -14,7 +14,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from restauro.config import Settings
 from restauro.jobs import JOB, TASK_NAME, JobStore, new_job_id
 from worker.celery_app import make_celery
-from worker.timeouts import EXIT_JOB_KILLED, TIME_LIMIT_EXCEEDED, in_process_limits
+from worker.timeouts import (
+    EXIT_JOB_KILLED,
+    TIME_LIMIT_EXCEEDED,
+    StoppedAtTimeLimit,
+    in_process_limits,
+    stop_if_over_time,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,3 +79,32 @@ def test_a_redelivered_job_that_hit_its_limit_is_acknowledged_not_run(tmp_path: 
     assert outcome == {"id": job_id, "status": "failed", "error": TIME_LIMIT_EXCEEDED}
     assert store.read_state(job_id) == failed  # not started again: same attempt, same reason
     assert store.read_result(job_id) is None
+
+
+def test_outside_the_main_thread_the_soft_limit_is_cooperative(tmp_path: Path) -> None:
+    """A threads pool's job: no signal reaches it, its progress asks; other threads' jobs and
+    code outside a job are not concerned."""
+    import threading
+    import time
+
+    settings = Settings(results_dir=tmp_path, job_time_limit_s=0.2, job_kill_grace_s=60)
+    store = JobStore(tmp_path)
+    job_id = new_job(store)
+    seen: list[object] = []
+
+    def job() -> None:
+        with in_process_limits(settings, store, job_id):
+            stop_if_over_time()  # within its limit
+            time.sleep(0.3)
+            try:
+                stop_if_over_time()
+            except StoppedAtTimeLimit as exc:
+                seen.append(exc)
+        stop_if_over_time()  # the job is over: nothing armed in this thread any more
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    thread.join(60)
+    assert len(seen) == 1 and isinstance(seen[0], SoftTimeLimitExceeded)
+    stop_if_over_time()  # the main thread never had a limit armed
+    assert store.read_state(job_id)["status"] == "running"  # the watchdog was cancelled
