@@ -28,6 +28,27 @@ from restauro.images import to_model_range
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 64
+# What the page says about training on a GPU (not measured by this script: bench_gpu.py).
+GPU_NOTE = [
+    "## On a GPU: the dataset on the device, checkpoints every N epochs (issue 9)",
+    "",
+    "On a CUDA device `train_dcgan` uploads the training set once (as uint8, converted to "
+    "[-1, 1] floats there) and keeps it on the device while it takes at most 2 GB of floats "
+    "(3,000 paintings: 150 MB at 64 px, 590 MB at 128 px; a larger set falls back to copying "
+    "each batch from the host); each batch is an index on the device, shuffling and noise are"
+    " drawn there from a device generator seeded by (seed, epoch), and the per-step "
+    "statistics are summed on the device and read once per epoch. On the CPU nothing changed:"
+    " same arithmetic, same random stream, the same weights for the same seed.",
+    "",
+    "`restauro train --checkpoint-every N` writes the checkpoint, the sample grid and the "
+    "history every N epochs and always after the last (issue 9 measured ~0.3 s of them per "
+    "epoch per model on an H100, more than a whole epoch of a 500-painting cluster there); "
+    "`--resume` continues from the last checkpoint and trains the epochs after it again, to "
+    "the same weights on the CPU (epochs reseed, so no random state is saved). The GPU "
+    "figures come from `bench/bench_gpu.py --device cuda`; none has been measured yet (no GPU"
+    " lent so far).",
+    "",
+]
 
 
 def sync(device: str) -> None:
@@ -168,6 +189,7 @@ def main() -> None:
         "|---:|---:|",
         f"| 64 px | {enc_speed:.1f} |",
         "",
+        *GPU_NOTE,
     ]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out} ({total:.0f} s)")
