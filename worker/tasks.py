@@ -33,7 +33,7 @@ from restauro.errors import RestauroError
 from restauro.jobs import TASK_NAME, JobStore
 from worker.batching import shared_search
 from worker.model_cache import process_cache
-from worker.timeouts import stop_if_over_time
+from worker.timeouts import time_limit_check
 from worker.webhooks import notify_job_end, start_deliverer
 
 PROGRESS_EVERY_S = 0.5  # progress updates are writes to the backend: throttle them
@@ -95,14 +95,18 @@ def _run_job(task: Task, settings: Settings, job_id: str) -> dict[str, Any]:
     store.write_state(job_id, state)
 
     last = [0.0]
+    # Bound here, in the job's thread: a batch's leader reports this job's progress from its own.
+    over_time = time_limit_check()  # a threads pool's soft limit (worker/timeouts.py); else no-op
+    task_id = task.request.id
 
     def progress(stage: str, done_: int, total: int) -> None:
-        stop_if_over_time()  # a threads pool's soft limit (worker/timeouts.py); else no-op
+        over_time()
         now = time.monotonic()
         if now - last[0] < PROGRESS_EVERY_S and done_ < total:
             return
         last[0] = now
-        task.update_state(state="PROGRESS", meta={"stage": stage, "done": done_, "total": total})
+        meta = {"stage": stage, "done": done_, "total": total}
+        task.update_state(task_id=task_id, state="PROGRESS", meta=meta)
 
     batching = task.app.conf.get("restauro_pool") == "threads"
     try:

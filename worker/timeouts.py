@@ -23,8 +23,8 @@ Who enforces what depends on the pool:
   failure; its supervisor (``restauro serve``, systemd, Docker's restart policy) starts a new
   worker.
 * threads (a GPU worker batching several jobs, worker/batching.py): no signal can reach a job in
-  a pool thread, so the soft limit is cooperative: :func:`stop_if_over_time`, called by the job's
-  progress (every z-search step), raises :class:`StoppedAtTimeLimit` once the job is past its
+  a pool thread, so the soft limit is cooperative: the :func:`time_limit_check` the job's
+  progress calls (every z-search step) raises :class:`StoppedAtTimeLimit` once the job is past its
   limit. It lands at a known point, between steps, so the process is not replaced and the other
   jobs in it go on. The hard limit is the same watchdog as solo's: the process exits, the other
   jobs in flight were not acknowledged and are redelivered, the killed one is recorded failed.
@@ -44,7 +44,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from celery import Task
@@ -104,21 +104,28 @@ class StoppedAtTimeLimit(SoftTimeLimitExceeded):
 _deadline = threading.local()  # when the job in this thread passes its soft limit (monotonic)
 
 
-def stop_if_over_time() -> None:
-    """Raise :class:`StoppedAtTimeLimit` if this thread's job is past its soft limit.
+def time_limit_check() -> Callable[[], None]:
+    """The soft limit of the job running in this thread, as a check to call from any thread.
 
-    A job's progress calls it; a no-op where no cooperative limit is armed (prefork, solo).
+    The check raises :class:`StoppedAtTimeLimit` once the job is past its limit; it does nothing
+    where no cooperative limit is armed (prefork, solo). It is bound now, in the job's thread,
+    because a job's progress may be reported from another one: the thread leading a batch
+    reports every job's progress in it.
     """
     at = getattr(_deadline, "at", None)
-    if at is not None and time.monotonic() >= at:
-        raise StoppedAtTimeLimit("job time limit")
+
+    def check() -> None:
+        if at is not None and time.monotonic() >= at:
+            raise StoppedAtTimeLimit("job time limit")
+
+    return check
 
 
 @contextlib.contextmanager
 def in_process_limits(settings: Settings, store: JobStore, job_id: str) -> Iterator[None]:
     """Limits around one job where the pool has none: a watchdog for the hard one; the soft one
     is SIGALRM in the main thread (solo; Python runs signal handlers there) and cooperative in
-    any other (a threads pool, :func:`stop_if_over_time`)."""
+    any other (a threads pool, :func:`time_limit_check`)."""
 
     def kill() -> None:
         record_time_limit(store, job_id, settings, killed=True)

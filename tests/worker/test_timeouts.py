@@ -19,7 +19,7 @@ from worker.timeouts import (
     TIME_LIMIT_EXCEEDED,
     StoppedAtTimeLimit,
     in_process_limits,
-    stop_if_over_time,
+    time_limit_check,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,29 +82,35 @@ def test_a_redelivered_job_that_hit_its_limit_is_acknowledged_not_run(tmp_path: 
 
 
 def test_outside_the_main_thread_the_soft_limit_is_cooperative(tmp_path: Path) -> None:
-    """A threads pool's job: no signal reaches it, its progress asks; other threads' jobs and
-    code outside a job are not concerned."""
+    """A threads pool's job: no signal reaches it, its progress asks. The check is bound to the
+    job's thread when made, so it holds wherever the job's progress is reported from (a batch's
+    leader thread); code outside a job has no limit."""
     import threading
     import time
 
     settings = Settings(results_dir=tmp_path, job_time_limit_s=0.2, job_kill_grace_s=60)
     store = JobStore(tmp_path)
     job_id = new_job(store)
-    seen: list[object] = []
+    checks: list = []
+    leave = threading.Event()
 
     def job() -> None:
         with in_process_limits(settings, store, job_id):
-            stop_if_over_time()  # within its limit
-            time.sleep(0.3)
-            try:
-                stop_if_over_time()
-            except StoppedAtTimeLimit as exc:
-                seen.append(exc)
-        stop_if_over_time()  # the job is over: nothing armed in this thread any more
+            checks.append(time_limit_check())
+            checks[0]()  # within its limit
+            leave.wait(60)
+        time_limit_check()()  # the job is over: nothing armed in this thread any more
 
     thread = threading.Thread(target=job)
     thread.start()
+    wait = time.monotonic() + 60
+    while not checks and time.monotonic() < wait:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    with pytest.raises(StoppedAtTimeLimit) as stopped:
+        checks[0]()  # called from this (another) thread, as a batch's leader does
+    assert isinstance(stopped.value, SoftTimeLimitExceeded)
+    time_limit_check()()  # the main thread never had a limit armed
+    leave.set()
     thread.join(60)
-    assert len(seen) == 1 and isinstance(seen[0], SoftTimeLimitExceeded)
-    stop_if_over_time()  # the main thread never had a limit armed
     assert store.read_state(job_id)["status"] == "running"  # the watchdog was cancelled
