@@ -129,3 +129,54 @@ def test_worker_refuses_unknown_clusters(tmp_path: Path, tiny_registry: Path) ->
     cmd = [sys.executable, "-m", "worker", "--registry", str(tiny_registry), "--clusters", "0,5"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "unknown: [5]" in done.stderr
+
+
+def test_job_threads_asking_at_once_get_one_bundle(tiny_registry: Path) -> None:
+    """A threads pool's jobs must get the same networks to share z-search batches."""
+    import threading
+
+    from restauro.registry import Registry
+    from worker.model_cache import ModelCache
+
+    cache = ModelCache(tiny_registry)
+    version = Registry(tiny_registry).current_version()
+    start = threading.Barrier(3)
+    got: list = []
+
+    def get() -> None:
+        start.wait()
+        got.append(cache.get(version))
+
+    threads = [threading.Thread(target=get) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(got) == 3 and all(bundle is got[0] for bundle in got)
+
+
+def test_a_job_delivered_twice_to_one_process_runs_once_at_a_time() -> None:
+    import threading
+    import time
+
+    from worker.tasks import _running, once_at_a_time
+
+    inside: list[str] = []
+    first_in = threading.Event()
+
+    def delivery(name: str, hold: float) -> None:
+        with once_at_a_time("job-1"):
+            inside.append(f"{name} in")
+            first_in.set()
+            time.sleep(hold)
+            inside.append(f"{name} out")
+
+    first = threading.Thread(target=delivery, args=("first", 0.3))
+    first.start()
+    first_in.wait(60)
+    second = threading.Thread(target=delivery, args=("second", 0))
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert inside == ["first in", "first out", "second in", "second out"]
+    assert "job-1" not in _running
