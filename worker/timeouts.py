@@ -162,7 +162,7 @@ class JobTask(Task):
     """Base class of the restoration task: time limits and how a job that hit one is recorded.
 
     The app's ``conf.restauro_settings`` holds the Settings; ``conf.restauro_in_process_limits``
-    is true in a pool where Celery does not enforce time limits itself (solo).
+    is true in a pool where Celery does not enforce time limits itself (solo, threads).
     """
 
     def _job(self, args: tuple, kwargs: dict) -> tuple[Settings, JobStore, str | None]:
