@@ -11,8 +11,10 @@ seed; see ``optimize_batch``).
 How long it waits: not at all when every restoration in flight (those inside
 :meth:`CrossRequestBatcher.participant`) is already waiting, so a lone job is never delayed;
 otherwise up to ``gather_s`` for the others to arrive, or until ``max_rows`` candidates are
-waiting. The caller whose wait ends first runs the batch in its own thread (the leader); the
-others sleep until it is done. An error in the batch reaches every caller of that batch.
+waiting. The caller whose wait ends first starts the batch in a thread of its own; every
+caller sleeps until its own searches in it have ended (a short search is answered before a
+long one it shares the batch with ends). An error in the batch reaches every caller still
+waiting in it.
 
 A caller stopped by its own progress (a time limit) gets its error; its rows leave the batch at
 the next step, the others' go on. Each restoration's :class:`Participation` (yielded by
@@ -57,7 +59,7 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)
     results: list[ZOptResult] | None = None
     error: BaseException | None = None
-    taken: bool = False  # a leader has taken it into a batch
+    taken: bool = False  # taken into a batch
 
     @property
     def rows(self) -> int:
@@ -83,7 +85,7 @@ class CrossRequestBatcher:
         max_rows: int = 4 * DEFAULT_MAX_ROWS,
         on_batch: Callable[[GANModels, int, int], None] | None = None,
     ) -> None:
-        """``on_batch(models, requests, rows)`` is called by each batch's leader once it ran."""
+        """``on_batch(models, requests, rows)`` is called once each batch ran."""
         if gather_s < 0:
             raise ValueError(f"gather_s must be >= 0, got {gather_s}")
         self.gather_s = gather_s
@@ -129,7 +131,11 @@ class CrossRequestBatcher:
                 self._lock.wait(timeout=max(0.0, deadline - time.monotonic()))
             batch = [] if mine.taken else self._take(models)
         if batch:
-            self._run(models, batch)
+            # The batch runs in a thread of its own, not the leader's: the leader's job, like
+            # every other, goes on as soon as its own searches end.
+            threading.Thread(
+                target=self._run_delivering, args=(models, batch), name="restauro-zsearch"
+            ).start()
         mine.done.wait()
         if mine.error is not None:
             raise mine.error
@@ -158,51 +164,81 @@ class CrossRequestBatcher:
             request.taken = True
             self._waiting.remove(request)
         self._serving += len(batch)
+        if batch:  # counted when it starts: its callers may be answered before it ends
+            self.stats.batches += 1
+            self.stats.requests += len(batch)
+            self.stats.rows += rows
+            self.stats.largest = max(self.stats.largest, len(batch))
         return batch
 
+    def _run_delivering(self, models: GANModels, batch: list[_Request]) -> None:
+        """The batch thread: any error was handed to every caller waiting for it; stop here."""
+        with contextlib.suppress(BaseException):
+            self._run(models, batch)
+
     def _run(self, models: GANModels, batch: list[_Request]) -> None:
-        """Search ``batch`` in this (the leader's) thread and answer every request in it."""
+        """Search ``batch``; answer each request as its searches end.
+
+        A request is answered the moment its last problem's search ends (a 200-step job batched
+        with a 5,000-step one does not wait for it), or the moment its caller's progress raises.
+        """
         problems = [_cancellable(p, request) for request in batch for p in request.problems]
+        owner = [(request, i) for request in batch for i in range(len(request.problems))]
+        found: dict[int, list[ZOptResult | None]] = {
+            id(request): [None] * len(request.problems) for request in batch
+        }
 
         def fan_out(stage: str, done: int, total: int) -> None:
             # A caller's progress may raise to stop its job (a time limit, a deleted job): that
             # stops its answer, not the batch the others share.
             for request in batch:
-                if request.error is None:
+                if request.error is None and not request.done.is_set():
                     try:
                         report(request.progress, stage, done, total)
                     except Exception as exc:
                         request.error = exc
+                        self._answer(request, len(batch))
+
+        def on_result(index: int, result: ZOptResult) -> None:
+            request, i = owner[index]
+            slots = found[id(request)]
+            slots[i] = result
+            if request.error is None and all(r is not None for r in slots):
+                request.results = [r for r in slots if r is not None]
+                self._answer(request, len(batch))
 
         try:
-            results = self.search(models, problems, fan_out)
-        except BaseException as exc:  # every caller of this batch sees the error
+            self.search(models, problems, fan_out, on_result=on_result)
+        except BaseException as exc:  # every caller still waiting in this batch sees the error
             for request in batch:
-                request.error = request.error or exc
-            self._answered(batch)
+                if not request.done.is_set():
+                    request.error = request.error or exc
+                    self._answer(request, len(batch))
             raise
-        start = 0
-        for request in batch:
-            request.results = results[start : start + len(request.problems)]
-            start += len(request.problems)
-        self._answered(batch)
+        finally:
+            self._batch_ran(batch)
+        for request in batch:  # answered already, unless its search could not end (none here)
+            if not request.done.is_set():
+                request.error = request.error or RuntimeError("the batch ended without its result")
+                self._answer(request, len(batch))
 
-    def _answered(self, batch: list[_Request]) -> None:
+    def _answer(self, request: _Request, batch_size: int) -> None:
+        """Wake ``request``'s caller (results or error are set): it is no longer served."""
         with self._lock:
-            self._serving -= len(batch)
-            for request in batch:
-                request.done.set()
-            self.stats.batches += 1
-            self.stats.requests += len(batch)
-            self.stats.rows += sum(r.rows for r in batch)
-            self.stats.largest = max(self.stats.largest, len(batch))
-            for request in batch:
-                if request.joined is not None:
-                    request.joined.batches += 1
-                    request.joined.largest = max(request.joined.largest, len(batch))
+            if request.done.is_set():
+                return
+            self._serving -= 1
+            if request.joined is not None:
+                request.joined.batches += 1
+                request.joined.largest = max(request.joined.largest, batch_size)
+            request.done.set()
+            self._lock.notify_all()  # a caller served is a caller that may come back
+
+    def _batch_ran(self, batch: list[_Request]) -> None:
+        rows = sum(r.rows for r in batch)
         if self.on_batch is not None:
             with contextlib.suppress(Exception):  # a report must not fail the batch it reports
-                self.on_batch(batch[0].models, len(batch), sum(r.rows for r in batch))
+                self.on_batch(batch[0].models, len(batch), rows)
 
 
 def _cancellable(problem: ZProblem, request: _Request) -> ZProblem:

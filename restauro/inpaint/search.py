@@ -10,6 +10,7 @@ result it gets alone (to float rounding).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from restauro.inpaint.models import GANModels
@@ -41,8 +42,13 @@ class DirectSearch:
         self.max_rows = max_rows
 
     def __call__(
-        self, models: GANModels, problems: list[ZProblem], progress: Progress | None = None
+        self,
+        models: GANModels,
+        problems: list[ZProblem],
+        progress: Progress | None = None,
+        on_result: Callable[[int, ZOptResult], None] | None = None,
     ) -> list[ZOptResult]:
+        """``on_result(index into problems, result)`` as each problem's search ends."""
         chunks = list(_chunks(problems, self.max_rows))
         steps = max((_params(p).steps for p in problems), default=0)
         results: list[ZOptResult] = []
@@ -51,12 +57,23 @@ class DirectSearch:
             def chunk_progress(stage: str, done: int, total: int, offset: int = index) -> None:
                 report(progress, stage, offset * steps + done, len(chunks) * steps)
 
-            results += run_batch(models, chunk, chunk_progress if progress is not None else None)
+            done = len(results)
+
+            def chunk_result(i: int, result: ZOptResult, offset: int = done) -> None:
+                if on_result is not None:
+                    on_result(offset + i, result)
+
+            results += run_batch(
+                models, chunk, chunk_progress if progress is not None else None, chunk_result
+            )
         return results
 
 
 def run_batch(
-    models: GANModels, problems: list[ZProblem], progress: Progress | None = None
+    models: GANModels,
+    problems: list[ZProblem],
+    progress: Progress | None = None,
+    on_result: Callable[[int, ZOptResult], None] | None = None,
 ) -> list[ZOptResult]:
     """One batched z-search of ``problems`` on ``models`` (each problem carries its params)."""
     optimizer = ZOptimizer(_params(problems[0]) if problems else InpaintParams())
@@ -67,6 +84,7 @@ def run_batch(
         encoder=models.encoder,
         nz=models.config.nz,
         progress=progress,
+        on_result=on_result,
     )
 
 

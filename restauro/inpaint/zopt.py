@@ -149,6 +149,7 @@ class ZOptimizer:
         nz: int | None = None,
         progress: Progress | None = None,
         stage: str = "inpaint",
+        on_result: Callable[[int, ZOptResult], None] | None = None,
     ) -> list[ZOptResult]:
         """Search z for several damaged patches at once, one :class:`ZOptResult` each.
 
@@ -158,7 +159,8 @@ class ZOptimizer:
         candidate on a CPU too. Each problem keeps its own latents, Adam moments, learning-rate
         schedule, pruning and early stopping, and batch norm runs on its running statistics, so
         every result equals :meth:`optimize` on that problem alone (to float rounding: a batched
-        matrix product may sum in another order).
+        matrix product may sum in another order). ``on_result(index, result)`` is called as each
+        problem's search ends, before the others' end.
         """
         if not problems:
             return []
@@ -171,7 +173,17 @@ class ZOptimizer:
                 for problem, guess in zip(problems, guesses, strict=True)
             ]
             total_steps = max(s.params.steps for s in searches)
+            results: list[ZOptResult | None] = [None] * len(searches)
+
+            def finish(ended: list[_Search]) -> None:
+                for search in ended:
+                    index = searches.index(search)
+                    results[index] = self._finish(generator, discriminator, search)
+                    if on_result is not None:
+                        on_result(index, results[index])
+
             active = [s for s in searches if s.params.steps > 0]
+            finish([s for s in searches if s.params.steps <= 0])
             batch = _Batch([])
             step = 0
             while active:
@@ -191,26 +203,34 @@ class ZOptimizer:
                     search.after_step(step)
                 step += 1
                 report(progress, stage, step, total_steps)
-                active = _still_searching(active, step)
+                going = _still_searching(active, step)
+                finish([s for s in active if s not in going])  # answered as soon as it ends
+                active = going
+        return [r for r in results if r is not None]
 
-            # The last step's latents were moved but not yet scored; then rank and draw the best.
-            with torch.no_grad():
-                everyone = _Batch(searches)
-                images = generator(everyone.latents())
-                total, ctx, perc = self.losses(
-                    images, discriminator(images), everyone.target, everyone.weights, everyone.lam
-                )
-                for search, rows in zip(searches, everyone.slices, strict=True):
-                    search.keep_best(total[rows], ctx[rows], perc[rows])
-                ranked = [search.ranked_latents() for search in searches]
-                completions = generator(torch.cat(ranked)).split([len(z) for z in ranked])
-        curves = _read_curves(searches)
-        return [
-            search.result(latents, images, curve)
-            for search, latents, images, curve in zip(
-                searches, ranked, completions, curves, strict=True
+    def _finish(
+        self, generator: nn.Module, discriminator: nn.Module, search: _Search
+    ) -> ZOptResult:
+        """Score the last step's latents (moved, not yet scored), rank, draw the best in order.
+
+        Done for each problem the moment its search ends, so a short search in a batch with a
+        long one gets its answer (``on_result``) without waiting for the long one.
+        """
+        with torch.no_grad():
+            images = generator(search.z)
+            total, ctx, perc = self.losses(
+                images,
+                discriminator(images),
+                search.target,
+                search.weights,
+                search.params.perceptual_weight,
             )
-        ]
+            search.keep_best(total, ctx, perc)
+            ranked = search.ranked_latents()
+            completions = generator(ranked)
+        # one read-back of this search's loss curve (it stayed on the device while it ran)
+        curve = torch.stack(search.curve).tolist() if search.curve else []
+        return search.result(ranked, completions, curve)
 
 
 @dataclass(frozen=True)
@@ -407,18 +427,6 @@ def _still_searching(active: list[_Search], step: int) -> list[_Search]:
 
 def _never() -> bool:
     return False
-
-
-def _read_curves(searches: list[_Search]) -> list[list[float]]:
-    """Every search's loss curve, read back from the device in one transfer."""
-    lengths = [len(s.curve) for s in searches]
-    flat = [value for s in searches for value in s.curve]
-    values = torch.stack(flat).tolist() if flat else []
-    out, start = [], 0
-    for n in lengths:
-        out.append(values[start : start + n])
-        start += n
-    return out
 
 
 EARLY_STOP_EVERY = 10  # steps between read-backs of the loss curve when early stopping is on

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -148,13 +149,25 @@ def test_a_stopped_job_leaves_the_batch_at_once_and_each_knows_its_batches(tiny_
     thread = threading.Thread(target=run)
     thread.start()
     thread.join(HANG)
-    assert not thread.is_alive(), "the stopped job's batch went on"
+    assert not thread.is_alive(), "the stopped job was not answered"
+    # the batch itself (its own thread) ends at the next step, not after 100,000
+    assert _eventually(lambda: len(seen) == 1), "the stopped job's batch went on"
     assert seen == [(1, 2)] and joined[0].to_dict() == {"batches": 1, "batched_requests": 1}
 
     together = []
     _, errors = _concurrently(_Recording(batcher, together), lambda i: tiny_models, _jobs()[:2])
-    assert errors == [None, None] and seen[-1][0] == 2
+    assert errors == [None, None] and _eventually(lambda: len(seen) == 2) and seen[-1][0] == 2
     assert [p.to_dict() for p in together] == [{"batches": 1, "batched_requests": 2}] * 2
+
+
+def _eventually(condition, timeout: float = HANG) -> bool:
+    """Poll ``condition`` (a hang detector, not a timing: the deadline is minutes away)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
 
 
 class _Recording:
@@ -176,3 +189,46 @@ class _Recording:
 
     def __call__(self, *args, **kwargs):
         return self.batcher(*args, **kwargs)
+
+
+def test_a_short_search_is_answered_before_a_long_one_in_its_batch_ends(tiny_models):
+    """A 5-step job batched with a 3,000-step one gets its answer while the long one still runs
+    (it must not wait for it, nor be held by its own time limit meanwhile)."""
+    scan, mask, _ = _jobs()[0]
+    jobs = [
+        (scan, mask, InpaintParams(candidates=2, steps=3000, seed=1, keep=0)),
+        (scan, mask, InpaintParams(candidates=2, steps=5, seed=2, keep=0)),
+    ]
+    short_done = threading.Event()
+    seen_while_running: list[bool] = []
+
+    def progress_of(i):
+        def progress(stage: str, done: int, total: int) -> None:
+            if i == 0 and stage == "inpaint" and done < total:
+                seen_while_running.append(short_done.is_set())
+
+        return progress
+
+    batcher = CrossRequestBatcher(gather_s=HANG)
+    results: list = [None, None]
+    entered = threading.Barrier(2)
+
+    def run(i: int) -> None:
+        scan_i, mask_i, params = jobs[i]
+        with batcher.participant():
+            entered.wait()
+            results[i] = inpaint(
+                scan_i, mask_i, tiny_models, params, progress=progress_of(i), search=batcher
+            )
+        if i == 1:
+            short_done.set()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HANG)
+    assert not any(t.is_alive() for t in threads)
+    assert batcher.stats.batches == 1 and batcher.stats.largest == 2
+    assert results[0].steps == 3000 and results[1].steps == 5
+    assert any(seen_while_running), "the short job waited for the long one"
