@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from restauro.errors import DatasetError, InvalidInput
-from restauro.images import DEFAULT_MAX_PIXELS, center_crop_square, decode_image, fit_longer_side
+from restauro.images import (
+    DEFAULT_MAX_PIXELS,
+    center_crop_square,
+    decode_image,
+    fit_longer_side,
+    resize,
+)
 from restauro.progress import Progress, report
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"})
@@ -58,11 +64,29 @@ class Dataset:
     def labels(self) -> list[str | None]:
         return [p.label for p in self.paintings]
 
-    def training_images(self, size: int) -> np.ndarray:
-        """Centre-cropped squares at the DCGAN's size, ``N x size x size x 3`` uint8."""
+    def training_images(
+        self, size: int, crops: int = 0, max_zoom: float = 4.0, seed: int = 0
+    ) -> np.ndarray:
+        """The DCGAN's training views at its size, ``N * (1 + crops) x size x size x 3`` uint8.
+
+        Painting ``i`` gives rows ``i * (1 + crops)`` on: its centre-cropped square, then
+        ``crops`` random squares zoomed in 1 to ``max_zoom`` times (side = the painting's short
+        side / zoom, log-uniform). Why the crops: a GAN trained on whole paintings only has never
+        seen what a restoration window of a large scan shows, a region of a painting at a closer
+        scale. Each painting's crops are drawn from its own seed (``seed``, its index): the same
+        for any subset order.
+        """
+        views = 1 + crops
         if not self.paintings:
             return np.zeros((0, size, size, 3), np.uint8)
-        return np.stack([center_crop_square(p.rgb, size) for p in self.paintings])
+        out = np.empty((len(self.paintings) * views, size, size, 3), np.uint8)
+        for i, painting in enumerate(self.paintings):
+            out[i * views] = center_crop_square(painting.rgb, size)
+            if crops:
+                rng = np.random.default_rng([seed, _path_key(painting.path)])
+                for j in range(crops):
+                    out[i * views + 1 + j] = random_crop_square(painting.rgb, size, max_zoom, rng)
+        return out
 
     def subset(self, indices) -> Dataset:
         return Dataset(
@@ -80,6 +104,23 @@ class Dataset:
             "rejection_reasons": dict(reasons),
             "labels": dict(Counter(p.label or "" for p in self.paintings)),
         }
+
+
+def random_crop_square(
+    rgb: np.ndarray, size: int, max_zoom: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A random square of ``rgb`` zoomed in 1 to ``max_zoom`` times, resized to ``size``."""
+    h, w = rgb.shape[:2]
+    zoom = float(np.exp(rng.uniform(0.0, np.log(max(max_zoom, 1.0)))))
+    side = max(1, min(h, w, round(min(h, w) / zoom)))
+    top = int(rng.integers(0, h - side + 1))
+    left = int(rng.integers(0, w - side + 1))
+    return resize(rgb[top : top + side, left : left + side], size, size)
+
+
+def _path_key(path: str) -> int:
+    """A stable integer of a painting's path (seeds its crops whatever the dataset's order)."""
+    return int.from_bytes(hashlib.sha1(path.encode()).digest()[:8], "little")
 
 
 def find_image_files(root: Path) -> list[Path]:

@@ -120,6 +120,11 @@ def train(
         bool,
         typer.Option(help="Train the general DCGAN first and fine-tune every cluster's from it."),
     ] = False,
+    crops: Annotated[
+        int,
+        typer.Option(help="Random zoomed-in squares per painting, besides its centre (0 = none)."),
+    ] = 0,
+    crop_zoom: Annotated[float, typer.Option(help="The crops zoom in 1 to this many times.")] = 4.0,
     spectral_norm: Annotated[
         bool, typer.Option(help="Spectral normalisation in the discriminators.")
     ] = False,
@@ -176,6 +181,8 @@ def train(
         ndf=width,
         iterations=iterations,
         init_from_general=init_from_general,
+        crops=crops,
+        crop_zoom=crop_zoom,
         spectral_norm=spectral_norm,
         ema=ema,
         diffaugment=diffaugment,

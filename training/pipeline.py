@@ -56,6 +56,8 @@ class TrainOptions:
     # data-efficient cluster GANs (issue 8); each is recorded in the manifest's "training"
     iterations: int | None = None  # gradient steps per DCGAN (rounded to whole epochs): no epochs
     init_from_general: bool = False  # train general first, fine-tune each cluster GAN from it
+    crops: int = 0  # random zoomed-in squares per painting, besides its centre square
+    crop_zoom: float = 4.0  # crops zoom in 1 to this many times (the windows of large scans)
     spectral_norm: bool = False  # spectral normalisation in D (instead of its batch norm)
     ema: float = 0.0  # decay of the EMA of G's weights; the bundle ships the EMA G (0 = off)
     diffaugment: str = ""  # DiffAugment policy on D's inputs, e.g. "color,translation,cutout"
@@ -103,10 +105,12 @@ class TrainOptions:
         )
         values: list[Any] = [str(self.images.resolve())] + [getattr(self, k) for k in keys]
         # Options added later join the key only when set, so older runs keep their folder.
-        for name in ("init_from_general", "spectral_norm", "ema", "diffaugment"):
+        for name in ("init_from_general", "spectral_norm", "ema", "diffaugment", "crops"):
             value = getattr(self, name)
             if value:
                 values.append([name, value])
+        if self.crops:
+            values.append(["crop_zoom", self.crop_zoom])
         blob = json.dumps(values)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -157,7 +161,10 @@ def run_training(options: TrainOptions, progress: Progress | None = None) -> Tra
         if options.init_from_general:  # the base bundle's general GAN, as published
             general = base.models(GENERAL, options.device)
             init = InitialWeights.from_nets(general.generator, general.discriminator)
-    all_images = train_set.training_images(options.image_size)
+    all_images = train_set.training_images(
+        options.image_size, options.crops, options.crop_zoom, options.seed
+    )
+    assignment_of_views = np.repeat(assignment, 1 + options.crops)  # a crop is its painting's
 
     with registry.publishing(options.version) as writer:
         if base is None:
@@ -167,7 +174,7 @@ def run_training(options: TrainOptions, progress: Progress | None = None) -> Tra
             features_info = base.manifest["features"]
             _copy_routing_state(base, writer)
         for target in targets:
-            images = all_images if target == GENERAL else all_images[assignment == target]
+            images = all_images if target == GENERAL else all_images[assignment_of_views == target]
             result = _train_target(
                 options,
                 writer,
@@ -205,6 +212,10 @@ def _check(options: TrainOptions) -> None:
             raise InvalidParameter(f"--{name.replace('_', '-')} must be at least 1")
     if options.iterations is not None and options.iterations < 1:
         raise InvalidParameter("--iterations must be at least 1")
+    if options.crops < 0:
+        raise InvalidParameter("--crops must be 0 or more")
+    if not options.crop_zoom >= 1:
+        raise InvalidParameter("--crop-zoom must be at least 1")
     options.train_settings()  # --ema, --diffaugment: refused before hours of work, not after
     if options.clusters is not None and options.clusters < 1:
         raise InvalidParameter("--clusters must be a positive number or 'auto'")

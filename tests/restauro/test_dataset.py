@@ -67,3 +67,21 @@ def test_ingest_real_paintings_subset():
     assert len(ds) + len(ds.rejected) + len(ds.duplicates) == 12
     assert all(max(p.rgb.shape[:2]) <= 256 for p in ds.paintings)
     assert ds.training_images(64).dtype == np.uint8
+
+
+def test_training_crops_are_zoomed_in_regions_after_each_centre_square():
+    ds = ingest(paintings_dir(), max_images=6)
+    whole = ds.training_images(64)
+    views = ds.training_images(64, crops=3, max_zoom=4.0, seed=1)
+    assert views.shape == (len(ds) * 4, 64, 64, 3) and views.dtype == np.uint8
+    assert np.array_equal(views[::4], whole)  # the centre squares first, unchanged
+    assert np.array_equal(views, ds.training_images(64, crops=3, max_zoom=4.0, seed=1))
+    assert not np.array_equal(views, ds.training_images(64, crops=3, max_zoom=4.0, seed=2))
+    # a painting's crops do not depend on which other paintings are in the set
+    alone = ds.subset([2]).training_images(64, crops=3, max_zoom=4.0, seed=1)
+    assert np.array_equal(alone, views[8:12])
+    crops = views.reshape(len(ds), 4, 64, 64, 3)[:, 1:]
+    assert all(not np.array_equal(c, whole[i]) for i in range(len(ds)) for c in crops[i])
+    # zoom 1 is the whole short side: a crop then only slides along the long side
+    flat = ds.training_images(64, crops=1, max_zoom=1.0, seed=0)
+    assert flat.shape == (len(ds) * 2, 64, 64, 3)

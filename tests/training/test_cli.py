@@ -77,6 +77,10 @@ def test_unknown_feature_kind_and_bad_flags(cli, tmp_path):
     assert code == 2 and "--clusters must be a number or 'auto'" in one_error_line(err)
     code, _, err = cli("train", "--images", tmp_path, "--checkpoint-every", "0")
     assert code == 2 and "--checkpoint-every must be at least 1" in one_error_line(err)
+    code, _, err = cli("train", "--images", tmp_path, "--crops", "-1")
+    assert code == 2 and "--crops must be 0 or more" in one_error_line(err)
+    code, _, err = cli("train", "--images", tmp_path, "--crops", "2", "--crop-zoom", "0.5")
+    assert code == 2 and "--crop-zoom must be at least 1" in one_error_line(err)
 
 
 def test_missing_weights_file(cli, tmp_path):
