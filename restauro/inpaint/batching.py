@@ -134,7 +134,10 @@ class CrossRequestBatcher:
             # The batch runs in a thread of its own, not the leader's: the leader's job, like
             # every other, goes on as soon as its own searches end.
             threading.Thread(
-                target=self._run_delivering, args=(models, batch), name="restauro-zsearch"
+                target=self._run_delivering,
+                args=(models, batch),
+                name="restauro-zsearch",
+                daemon=True,  # a process that exits mid-batch: its jobs come back from the queue
             ).start()
         mine.done.wait()
         if mine.error is not None:
