@@ -118,11 +118,8 @@ def train(
     ] = None,
     init_from_general: Annotated[
         bool,
-        typer.Option(
-            help="Train the general DCGAN first and fine-tune every cluster's from it "
-            "(--no-init-from-general: every cluster GAN from scratch)."
-        ),
-    ] = True,
+        typer.Option(help="Train the general DCGAN first and fine-tune every cluster's from it."),
+    ] = False,
     crops: Annotated[
         int,
         typer.Option(help="Random zoomed-in squares per painting, besides its centre (0 = none)."),

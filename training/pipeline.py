@@ -55,8 +55,7 @@ class TrainOptions:
     nz: int = 100
     # data-efficient cluster GANs (issue 8); each is recorded in the manifest's "training"
     iterations: int | None = None  # gradient steps per DCGAN (rounded to whole epochs): no epochs
-    # train general first, fine-tune each cluster GAN from it (won in docs/results.md Run 3)
-    init_from_general: bool = True
+    init_from_general: bool = False  # train general first, fine-tune each cluster GAN from it
     crops: int = 0  # random zoomed-in squares per painting, besides its centre square
     crop_zoom: float = 4.0  # crops zoom in 1 to this many times (the windows of large scans)
     spectral_norm: bool = False  # spectral normalisation in D (instead of its batch norm)
