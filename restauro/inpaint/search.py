@@ -75,8 +75,9 @@ def run_batch(
     progress: Progress | None = None,
     on_result: Callable[[int, ZOptResult], None] | None = None,
 ) -> list[ZOptResult]:
-    """One batched z-search of ``problems`` on ``models`` (each problem carries its params)."""
-    optimizer = ZOptimizer(_params(problems[0]) if problems else InpaintParams())
+    """One batched z-search of ``problems`` on ``models`` (each problem carries its params;
+    one without them is searched with the defaults, as :func:`rows_of` counts it)."""
+    optimizer = ZOptimizer(InpaintParams())
     return optimizer.optimize_batch(
         models.generator,
         models.discriminator,
