@@ -118,8 +118,13 @@ def train(
     ] = None,
     init_from_general: Annotated[
         bool,
-        typer.Option(help="Train the general DCGAN first and fine-tune every cluster's from it."),
-    ] = False,
+        typer.Option(
+            help=(
+                "Train the general DCGAN first and fine-tune every cluster's from it "
+                "(--no-init-from-general: train them from scratch; docs/results.md Run 3)."
+            )
+        ),
+    ] = True,
     crops: Annotated[
         int,
         typer.Option(help="Random zoomed-in squares per painting, besides its centre (0 = none)."),
@@ -204,6 +209,12 @@ def train(
         typer.echo(f"  rejected {r.path}: {r.reason}")
     sizes = ", ".join(f"c{c['id']}={c['size']}" for c in outcome.manifest["clusters"])
     typer.echo(f"clusters: {sizes}")
+    restarted = [n for n, m in outcome.manifest["models"].items() if m.get("restarted")]
+    if restarted:
+        typer.echo(
+            f"trained again from the start: {', '.join(restarted)} (the general GAN they are "
+            "fine-tuned from trained further in this run)"
+        )
     state = "promoted to current" if outcome.promoted else "not promoted"
     typer.echo(f"bundle {outcome.version} published in {options.registry} ({state})")
 

@@ -24,6 +24,7 @@ from restauro.dataset import Dataset, ingest, is_validation
 from restauro.dcgan import DCGANConfig
 from restauro.errors import DatasetError, InvalidParameter
 from restauro.features import create_extractor
+from restauro.gan_checkpoints import read_checkpoint_state
 from restauro.gan_training import InitialWeights, TrainResult, TrainSettings, train_dcgan
 from restauro.progress import Progress, report
 from restauro.registry import Registry
@@ -55,7 +56,7 @@ class TrainOptions:
     nz: int = 100
     # data-efficient cluster GANs (issue 8); each is recorded in the manifest's "training"
     iterations: int | None = None  # gradient steps per DCGAN (rounded to whole epochs): no epochs
-    init_from_general: bool = False  # train general first, fine-tune each cluster GAN from it
+    init_from_general: bool = True  # train general first, fine-tune each cluster GAN from it
     crops: int = 0  # random zoomed-in squares per painting, besides its centre square
     crop_zoom: float = 4.0  # crops zoom in 1 to this many times (the windows of large scans)
     spectral_norm: bool = False  # spectral normalisation in D (instead of its batch norm)
@@ -288,6 +289,7 @@ def _train_target(
     if len(images) == 0:
         raise DatasetError(f"{name} has no training paintings")
     workdir = run_dir / name
+    restarted = options.resume and _restart_if_start_moved(workdir, init)
     result = train_dcgan(
         images,
         config,
@@ -332,10 +334,29 @@ def _train_target(
             "diffaugment": settings.diffaugment or None,
             "spectral_norm": config.spectral_norm,
             "init": "general" if init is not None else None,
+            "restarted": restarted or None,  # resumed run whose starting point had moved
             "history": result.history,
         },
     )
     return result
+
+
+def _restart_if_start_moved(workdir: Path, init: InitialWeights | None) -> bool:
+    """Clear a fine-tuning checkpoint whose starting weights are no longer ``init``; True if so.
+
+    A cluster GAN fine-tuned from the general GAN started from that GAN as it was. When a resumed
+    run trains the general GAN further (more epochs or iterations), the cluster checkpoints belong
+    to a starting point that no longer exists: continuing them would ship a bundle whose clusters
+    were not fine-tuned from its own general GAN, so they are trained again from the new one.
+    """
+    state = read_checkpoint_state(workdir)
+    if state is None:
+        return False
+    wanted = init.fingerprint() if init is not None else None
+    if state.get("init_sha256") == wanted:
+        return False
+    shutil.rmtree(workdir)
+    return True
 
 
 def _copy_routing_state(base: Bundle, writer: BundleWriter) -> None:

@@ -35,9 +35,14 @@ def test_resume_then_evaluate_on_held_out_paintings(tmp_path):
     options = dict(clusters=2, max_images=60, seed=3)
     first = run_training(tiny_train_options(tmp_path / "reg", epochs=1, promote=False, **options))
     resumed = run_training(tiny_train_options(tmp_path / "reg", epochs=2, resume=True, **options))
-    history = resumed.manifest["models"]["c0"]["history"]
-    assert len(history) == 2
-    assert history[0] == first.manifest["models"]["c0"]["history"][0]
+    general = resumed.manifest["models"]["general"]
+    assert len(general["history"]) == 2 and not general.get("restarted")
+    assert general["history"][0] == first.manifest["models"]["general"]["history"][0]
+    # The general GAN trained further, so the cluster GANs fine-tuned from it start again from
+    # the GAN this bundle ships, rather than continue from one it does not.
+    for name in ("c0", "c1"):
+        model = resumed.manifest["models"][name]
+        assert model["restarted"] and model["init"] == "general" and len(model["history"]) == 2
     assert Registry(tmp_path / "reg").current_version() == resumed.version
 
     held_out = resumed.manifest["dataset"]["validation"]
@@ -64,6 +69,24 @@ def test_resume_then_evaluate_on_held_out_paintings(tmp_path):
         for method in ("cluster", "general", "telea"):
             assert 0 < summary["methods"][method]["psnr_hole"]["mean"] < 60
     assert "cluster - general" in format_summary(report)
+
+
+def test_resume_keeps_cluster_checkpoints_whose_start_has_not_moved(tmp_path):
+    options = dict(max_images=24, promote=False)
+    # the same budget again: the general GAN is where it was, so nothing starts over
+    first = run_training(tiny_train_options(tmp_path / "a", **options))
+    again = run_training(tiny_train_options(tmp_path / "a", resume=True, **options))
+    for name in ("general", "c0", "c1"):
+        model = again.manifest["models"][name]
+        assert not model.get("restarted")
+        assert model["history"] == first.manifest["models"][name]["history"]
+    # clusters trained from scratch continue where they stopped when the general GAN trains on
+    scratch = dict(options, init_from_general=False)
+    first = run_training(tiny_train_options(tmp_path / "b", **scratch))
+    longer = run_training(tiny_train_options(tmp_path / "b", epochs=2, resume=True, **scratch))
+    c0 = longer.manifest["models"]["c0"]
+    assert c0["init"] is None and not c0.get("restarted") and len(c0["history"]) == 2
+    assert c0["history"][0] == first.manifest["models"]["c0"]["history"][0]
 
 
 def test_bundle_with_encoders_restores_with_encoder_started_candidates(tmp_path):
