@@ -11,8 +11,10 @@ So the mask is first decomposed and classified:
 * **Width** comes from the distance transform: a pixel lies in a *loss* when a disk of radius
   ``thin_width / 2`` centred deeper inside the damage covers it (a morphological opening, computed
   as ``dilate(distance > r)``); the rest is *thin* damage (cracks, scratches), restored at full
-  resolution by diffusion. A crack running into a loss is cut where it enters it. Slivers that an
-  opening leaves at a loss's corners are given back to the loss.
+  resolution by diffusion. (On a scan near the model's size the limit is lower, see
+  :meth:`DamageParams.thin_threshold`: there the GAN sees a stroke at its own scale.) A crack
+  running into a loss is cut where it enters it. Slivers that an opening leaves at a loss's
+  corners are given back to the loss.
 * **Length**: a long component (one narrow enough that a stretch of it fits a window at the
   limit) whose bounding box is longer than ``piece_extent`` (the hole a window of
   ``max_scale x model size`` holds with ``context_factor`` context) is cut into pieces along its
@@ -52,6 +54,7 @@ class DamageParams:
     context_factor: float = 2.0
     min_context_factor: float = 1.5
     model_size: int = 64
+    thin_model_width: float = 2.0
 
     @classmethod
     def of(cls, params: InpaintParams, model_size: int) -> DamageParams:
@@ -62,7 +65,22 @@ class DamageParams:
             context_factor=params.context_factor,
             min_context_factor=params.min_context_factor,
             model_size=model_size,
+            thin_model_width=params.thin_model_width,
         )
+
+    def thin_threshold(self, shape: tuple[int, ...]) -> float:
+        """The width (scan px) below which damage of a scan of ``shape`` counts as thin.
+
+        Thin damage goes to diffusion because the GAN would see it downscaled to a fraction of
+        a model pixel, in a window far smaller than the whole paintings it was trained on. A
+        scan near the model's own size is the GAN's home ground: there a stroke a few pixels
+        wide is a few model pixels wide, in a window that is the whole painting, and the GAN
+        (fine-tuned per image) restores it better than diffusion does (docs/results.md Run 3).
+        So the width limit is also ``thin_model_width`` model px at the downscale at which the
+        GAN sees the whole scan; on museum scans (1,000 px and up) ``thin_width`` decides.
+        """
+        whole = max(1.0, max(shape[:2]) / self.model_size)
+        return min(self.thin_width, self.thin_model_width * whole)
 
     @property
     def max_side(self) -> int:
@@ -138,7 +156,7 @@ def analyse_damage(mask: np.ndarray, params: DamageParams) -> DamageMap:
     """Decompose ``mask`` (boolean H x W, True = missing) into classified pieces and windows."""
     mask = np.ascontiguousarray(mask.astype(bool, copy=False))
     height, width = mask.shape
-    thin, loss = split_by_width(mask, params.thin_width)
+    thin, loss = split_by_width(mask, params.thin_threshold(mask.shape))
     labels = np.zeros((height, width), dtype=np.int32)
     pieces: list[Piece] = []
     for kind, part in ((LOSS, loss), (THIN, thin)):

@@ -45,6 +45,7 @@ from restauro.masks import validate_mask
 from restauro.progress import Progress, report
 
 SCORE_KIND = "held-out ring structure PSNR (dB, higher is better)"
+DETAIL_MIN_SCALE = 1.5  # scan px per model px below which a GAN window gets no detail transfer
 ZOPT_SCORE_KIND = "z-optimization loss (lower is better)"
 
 
@@ -372,7 +373,8 @@ class _State:
         count = min((len(f) for f in gan_fills), default=0)  # 0: a window the GAN could not run
         if has_loss and count:
             loss_windows = self.damage.windows_of(LOSS)
-            detail = "+detail" if self.params.detail else ""
+            detailed = any(w.scale >= DETAIL_MIN_SCALE for w in loss_windows)
+            detail = "+detail" if self.params.detail and detailed else ""
             for i in range(count):
                 fill = self.fill_of(best_thin).copy() if has_thin else self._empty()
                 sq, n = (thin_sq, thin_n) if has_thin else (0.0, 0)
@@ -522,8 +524,12 @@ class _GanWindow:
         blender = PoissonBlender(self.own)
         known = ~self.damage & ~self.ring
         sigma = self.params.detail_sigma or max(1.0, 0.5 * self.window.scale)
+        # Detail transfer gives back the band an upscale from the model's size lost; a window
+        # restored at (nearly) the model's own scale lost none, and copied brushwork would only
+        # replace the GAN's own fine detail with marks that are not where the lost ones were.
+        detail = self.params.detail and self.window.scale >= DETAIL_MIN_SCALE
         for i, raw in enumerate(result.raw):
-            if self.params.detail:
+            if detail:
                 detailed = transfer_detail(
                     raw,
                     known,

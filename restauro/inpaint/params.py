@@ -47,6 +47,7 @@ class InpaintParams:
     # InpaintParams() is the paper's engine (the GAN on every hole); restore() turns it on.
     damage_methods: bool = False  # thin damage: diffusion; losses: GAN + detail; baselines too
     thin_width: float = 9.0  # damage at most this wide (px, by distance transform) is thin
+    thin_model_width: float = 2.0  # ... and at most this many model px at the whole scan's scale
     max_scale: float = 4.0  # at most this many scan px per model px, where the hole fits
     min_context_factor: float = 1.5  # a window capped by max_scale keeps this much context
     baselines: tuple[str, ...] = ("telea", "ns")  # diffusion methods: thin damage, loss baselines
@@ -138,6 +139,10 @@ def _damage_checks(p: InpaintParams) -> list[tuple[bool, str]]:
         (
             _finite(p.thin_width) and 1.0 <= p.thin_width <= 256.0,
             f"thin_width must be in [1, 256] px, got {p.thin_width}",
+        ),
+        (
+            _finite(p.thin_model_width) and 1.0 <= p.thin_model_width <= 64.0,
+            f"thin_model_width must be in [1, 64] model px, got {p.thin_model_width}",
         ),
         (
             _finite(p.max_scale) and p.max_scale >= 1.0,

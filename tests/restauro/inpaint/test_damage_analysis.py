@@ -124,3 +124,20 @@ def test_small_holes_get_at_least_the_model_size(model_size):
     damage = analyse_damage(mask, DamageParams(model_size=model_size))
     (window,) = damage.windows
     assert window.group.window.height == model_size
+
+
+def test_the_thin_limit_is_also_two_model_pixels_at_the_scale_of_the_whole_scan():
+    assert PARAMS.thin_threshold((1200, 1500)) == PARAMS.thin_width  # museum scans: 9 px
+    assert PARAMS.thin_threshold((256, 200)) == 8.0  # seen 4x downscaled: 2 model px = 8 px
+    assert PARAMS.thin_threshold((64, 64)) == PARAMS.thin_threshold((40, 30)) == 2.0
+    stroke = np.zeros((64, 64), np.uint8)
+    cv2.line(stroke, (5, 10), (58, 50), 1, 4)
+    scratch = np.zeros((64, 64), np.uint8)
+    cv2.line(scratch, (5, 40), (58, 60), 1, 1)
+    for mask, kind in ((stroke, LOSS), (scratch, THIN)):
+        damage = analyse_damage(mask.astype(bool), PARAMS)
+        assert {p.kind for p in damage.pieces} == {kind}
+    # the same 4 px stroke drawn across a museum scan is a crack: diffusion's
+    big = np.zeros((1200, 1500), np.uint8)
+    cv2.line(big, (0, 100), (1499, 800), 1, 4)
+    assert {p.kind for p in analyse_damage(big.astype(bool), PARAMS).pieces} == {THIN}

@@ -74,7 +74,7 @@ def test_every_candidate_names_its_method_and_the_ranking_is_by_one_score(tiny_m
 
 def test_thin_damage_only_runs_no_gan(tiny_models, painting):
     mask = np.zeros(painting.shape[:2], bool)
-    mask[40:43, 5:75] = True  # a 3 px scratch
+    mask[40:42, 5:75] = True  # a 2 px scratch: thin even at the model's scale
     result = restore_scan(painting, mask, tiny_models, FAST)
     assert result.steps == 0
     # the thin fill (the mean of the diffusion fills) first, then each diffusion method
@@ -131,3 +131,21 @@ def test_progress_reports_each_stage(tiny_models, painting):
 def test_invalid_damage_parameters(bad):
     with pytest.raises(InvalidParameter):
         InpaintParams(**bad)
+
+
+def test_at_the_models_scale_a_stroke_is_the_gans_and_gets_no_detail_transfer(
+    tiny_models, painting
+):
+    painting = painting[:72, :64]  # near the model's size: windows ~1.1 scan px per model px
+    mask = np.zeros(painting.shape[:2], bool)
+    mask[40:45, 5:60] = True  # 5 px: thin on a museum scan, ~4.4 model px on this 72 x 64 one
+    result = restore_scan(painting, mask, tiny_models, FAST)
+    assert result.steps > 0 and {w.kind for w in result.windows} == {"loss"}
+    assert all(w.scale < 1.5 for w in result.windows)
+    gan = [c for c in result.ranked if c.gan is not None]
+    # nothing was upscaled, so no band is missing: the GAN's own completion, blended
+    assert gan and {c.methods["loss"] for c in gan} == {"gan:tiny"}
+    plain = restore_scan(painting, mask, tiny_models, dataclasses.replace(FAST, detail=False))
+    for a, b in zip(result.candidates, plain.candidates, strict=True):
+        assert np.array_equal(a, b)
+        assert np.array_equal(a[~mask], painting[~mask])
