@@ -13,6 +13,7 @@ decided again.
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -110,8 +111,19 @@ class RestoreRequest:
 
     def inpaint_params(self, base: InpaintParams | None = None) -> InpaintParams:
         """The engine's parameters: ``base`` (expert knobs; default the engine's) with this
-        request's candidates, steps and seed."""
-        return replace(base or InpaintParams(), **self.params())
+        request's candidates, steps and seed.
+
+        ``steps`` is the request's optimisation budget, so generator fine-tuning (when ``base``
+        has it) keeps its share of it: a request for fewer z-steps than ``base`` gets
+        proportionally fewer fine-tuning steps (a 3-step preview does not pay for 100 steps of
+        fine-tuning); more z-steps leave fine-tuning as it is.
+        """
+        base = base or InpaintParams()
+        params = replace(base, **self.params())
+        if base.finetune_steps and params.steps < base.steps:
+            share = math.ceil(base.finetune_steps * params.steps / base.steps)
+            params = replace(params, finetune_steps=max(1, share))
+        return params
 
 
 @dataclass(frozen=True)

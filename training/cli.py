@@ -135,8 +135,13 @@ def train(
     ] = False,
     ema: Annotated[
         float,
-        typer.Option(help="Decay of the EMA of G's weights shipped for inference (0 = off)."),
-    ] = 0.0,
+        typer.Option(
+            help=(
+                "Decay of the EMA of G's weights shipped for inference (0 = off; "
+                "docs/results.md Run 4)."
+            )
+        ),
+    ] = 0.995,
     diffaugment: Annotated[
         str, typer.Option(help="DiffAugment on D's inputs, e.g. color,translation,cutout.")
     ] = "",

@@ -60,7 +60,7 @@ class TrainOptions:
     crops: int = 0  # random zoomed-in squares per painting, besides its centre square
     crop_zoom: float = 4.0  # crops zoom in 1 to this many times (the windows of large scans)
     spectral_norm: bool = False  # spectral normalisation in D (instead of its batch norm)
-    ema: float = 0.0  # decay of the EMA of G's weights; the bundle ships the EMA G (0 = off)
+    ema: float = 0.995  # decay of the EMA of G's weights; the bundle ships the EMA G (0 = off)
     diffaugment: str = ""  # DiffAugment policy on D's inputs, e.g. "color,translation,cutout"
     encoder: bool = False
     encoder_epochs: int = 5

@@ -100,7 +100,13 @@ def test_jobs_on_one_cluster_share_batches_and_get_their_unbatched_pixels(
             assert len(alone.candidates) == len(result["candidates"])
             for n, expected in enumerate(alone.candidates, start=1):
                 got = read_image(store.file(job_id, candidate_name(n))).rgb
-                assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1, (job_id, n)
+                diff = np.abs(got.astype(int) - expected.astype(int))
+                # The batched search equals the lone one to float precision (tests/restauro/
+                # inpaint/test_zopt.py); the product's generator fine-tuning then runs 100 Adam
+                # steps from it, which turns that into a level or two on a few hole pixels.
+                # Another job's pixels would differ by tens of levels across the hole.
+                assert diff[~mask].max() == 0, (job_id, n)
+                assert diff.max() <= 4 and diff[mask].mean() < 0.5, (job_id, n, diff.max())
     finally:
         stop(worker)
 

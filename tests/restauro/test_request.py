@@ -22,6 +22,21 @@ def test_defaults_come_from_the_engine_unless_the_deployment_sets_them() -> None
     assert request.inpaint_params().candidates == InpaintParams.candidates
 
 
+def test_fine_tuning_keeps_its_share_of_the_requests_step_budget() -> None:
+    from restauro.restore import PRODUCT
+
+    assert PRODUCT.finetune_steps > 0
+    full = RestoreRequest(steps=PRODUCT.steps).inpaint_params(PRODUCT)
+    assert full.finetune_steps == PRODUCT.finetune_steps
+    longer = RestoreRequest(steps=2 * PRODUCT.steps).inpaint_params(PRODUCT)
+    assert longer.finetune_steps == PRODUCT.finetune_steps
+    half = RestoreRequest(steps=PRODUCT.steps // 2).inpaint_params(PRODUCT)
+    assert half.steps == PRODUCT.steps // 2
+    assert half.finetune_steps == -(-PRODUCT.finetune_steps // 2)
+    assert RestoreRequest(steps=3).inpaint_params(PRODUCT).finetune_steps >= 1
+    assert RestoreRequest(steps=3).inpaint_params().finetune_steps == 0  # the paper's: none
+
+
 def test_an_unset_seed_is_drawn_and_recorded() -> None:
     seeds = {RestoreRequest.from_settings(Settings()).seed for _ in range(8)}
     assert len(seeds) > 1 and all(0 <= s < 2**31 for s in seeds)
