@@ -373,8 +373,8 @@ class _State:
         count = min((len(f) for f in gan_fills), default=0)  # 0: a window the GAN could not run
         if has_loss and count:
             loss_windows = self.damage.windows_of(LOSS)
-            detailed = any(w.scale >= DETAIL_MIN_SCALE for w in loss_windows)
-            detail = "+detail" if self.params.detail and detailed else ""
+            detailed = any(gets_detail(self.params, w.scale) for w in loss_windows)
+            detail = "+detail" if detailed else ""
             for i in range(count):
                 fill = self.fill_of(best_thin).copy() if has_thin else self._empty()
                 sq, n = (thin_sq, thin_n) if has_thin else (0.0, 0)
@@ -524,10 +524,7 @@ class _GanWindow:
         blender = PoissonBlender(self.own)
         known = ~self.damage & ~self.ring
         sigma = self.params.detail_sigma or max(1.0, 0.5 * self.window.scale)
-        # Detail transfer gives back the band an upscale from the model's size lost; a window
-        # restored at (nearly) the model's own scale lost none, and copied brushwork would only
-        # replace the GAN's own fine detail with marks that are not where the lost ones were.
-        detail = self.params.detail and self.window.scale >= DETAIL_MIN_SCALE
+        detail = gets_detail(self.params, self.window.scale)
         for i, raw in enumerate(result.raw):
             if detail:
                 detailed = transfer_detail(
@@ -563,6 +560,16 @@ class _GanWindow:
             scores=scores,
             steps=self.steps,
         )
+
+
+def gets_detail(params: InpaintParams, scale: float) -> bool:
+    """Whether a GAN window restored at ``scale`` scan px per model px gets detail transfer.
+
+    Detail transfer gives back the band an upscale from the model's size lost; a window restored
+    at (nearly) the model's own scale lost none, and copied brushwork would only replace the
+    GAN's own fine detail with marks that are not where the lost ones were.
+    """
+    return params.detail and scale >= DETAIL_MIN_SCALE
 
 
 def mean_name(methods: list[str]) -> str:

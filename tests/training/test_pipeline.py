@@ -30,6 +30,20 @@ def test_only_cluster_retrains_one_and_copies_the_rest(tiny_registry, tmp_path):
     registry.load(outcome.version)  # verifies every sha256
 
 
+def _quick_evaluation(registry, **options) -> dict:
+    """``restauro evaluate`` of a tiny bundle: cluster, general, Telea; 2 candidates x 3 steps."""
+    return evaluate(
+        EvalOptions(
+            registry=registry,
+            images=paintings_dir(),
+            candidates=2,
+            steps=3,
+            methods=("cluster", "general", "telea"),
+            **options,
+        )
+    ).report
+
+
 def test_resume_then_evaluate_on_held_out_paintings(tmp_path):
     # 60 paintings with seed 3 put a handful into the fixed-hash validation split.
     options = dict(clusters=2, max_images=60, seed=3)
@@ -48,17 +62,7 @@ def test_resume_then_evaluate_on_held_out_paintings(tmp_path):
     held_out = resumed.manifest["dataset"]["validation"]
     assert held_out and resumed.manifest["dataset"]["training"] + len(held_out) == 60
     # default: the training folder's held-out paintings only, spread over its styles
-    report = evaluate(
-        EvalOptions(
-            registry=tmp_path / "reg",
-            images=paintings_dir(),
-            limit=2,
-            candidates=2,
-            steps=3,
-            methods=("cluster", "general", "telea"),
-            diversity_samples=0,
-        )
-    ).report
+    report = _quick_evaluation(tmp_path / "reg", limit=2, diversity_samples=0)
     assert report["test_set"]["source"] == "validation split"
     paths = {r["path"] for r in report["rows"]}
     assert len(paths) == 2 and paths <= set(held_out)
@@ -201,18 +205,9 @@ def test_a_128_px_bundle_trains_restores_and_evaluates(tmp_path):
     assert result.candidates
     for image in result.candidates:
         assert image.shape == scan.shape and np.array_equal(image[~mask], scan[~mask])
-    report = evaluate(
-        EvalOptions(
-            registry=tmp_path / "reg",
-            images=paintings_dir(),
-            limit=1,
-            candidates=2,
-            steps=3,
-            methods=("cluster", "general", "telea"),
-            perceptual_weights=squeezenet_weights(),
-            diversity_samples=4,
-        )
-    ).report
+    report = _quick_evaluation(
+        tmp_path / "reg", limit=1, perceptual_weights=squeezenet_weights(), diversity_samples=4
+    )
     for summary in report["masks"].values():
         assert 0 < summary["methods"]["cluster"]["psnr_hole"]["mean"] < 60
     assert set(report["diversity"]["gans"]) == {"general", "c0", "c1"}
