@@ -6,14 +6,15 @@
    (``params.baselines``: Telea, Navier-Stokes). The best of them by the held-out ring score is
    the thin fill of every GAN candidate; each diffusion method is also a candidate on its own.
 3. **Losses** by the GAN (the paper's heart: Yeh et al.'s z-optimization, through the engine,
-   one call per window on the window's crop), each completion given the painting's own detail at
-   full resolution (``texture_transfer``) and Poisson-blended into the hole; and by the same
-   diffusion methods, the baselines a GAN has to beat.
+   every window's z-search in one batch), each completion given the painting's own detail at
+   full resolution (``texture_transfer``) and Poisson-blended into the hole (``loss_window``);
+   and by the same diffusion methods, the baselines a GAN has to beat.
 4. **Score like with like** (``scoring``): every method restores its hole together with a ring of
    known pixels it is not shown, and is scored on how well it predicted that ring (structure
    band PSNR, pooled over windows). The GAN's own loss is kept beside it for the GAN candidates.
 5. **Compose** ranked candidates: ``gan:<target>`` (one per z-candidate), ``telea``, ``ns``;
-   by default the GAN's first (``rank_by="method"``, see :func:`rank`), each group by score.
+   by default the GAN's first (``rank_by="method"``, see ``scan_result.rank``), each group by
+   score.
 
 Candidates are kept as the values of the mask's pixels only and composed into full images on
 access, so a 100-megapixel scan costs a few copies of its damage, not of itself. Every pixel
@@ -23,141 +24,43 @@ outside the mask is the input's, bit for bit.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 import torch
 
 from restauro.errors import InvalidImage, InvalidParameter
-from restauro.inpaint.blending import PoissonBlender
 from restauro.inpaint.damage_analysis import LOSS, THIN, DamageMap, DamageParams, analyse_damage
 from restauro.inpaint.diffusion import diffuse
-from restauro.inpaint.engine import CandidateLoss, Damaged, Restoration, inpaint_many
+from restauro.inpaint.engine import CandidateLoss, inpaint_many
 from restauro.inpaint.holes import Box, HoleGroup
+from restauro.inpaint.loss_window import GanWindow, gets_detail, where
 from restauro.inpaint.models import GANModels
 from restauro.inpaint.params import InpaintParams
+from restauro.inpaint.scan_result import (
+    SCORE_KIND,
+    ZOPT_SCORE_KIND,
+    Candidate,
+    CandidateImages,
+    ScanRestoration,
+    WindowReport,
+    rank,
+)
 from restauro.inpaint.scoring import detail_ratio, psnr_db, ring_around, structure_error
 from restauro.inpaint.search import ZSearch
-from restauro.inpaint.texture_transfer import transfer_detail
 from restauro.masks import validate_mask
 from restauro.progress import Progress, report
 
-SCORE_KIND = "held-out ring structure PSNR (dB, higher is better)"
-DETAIL_MIN_SCALE = 1.5  # scan px per model px below which a GAN window gets no detail transfer
-ZOPT_SCORE_KIND = "z-optimization loss (lower is better)"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One restored scan: which method restored what, its score, its pixels in the mask."""
-
-    method: str  # the losses' method ("gan:c3", "telea", "ns"); thin damage's when no loss
-    methods: dict[str, str]  # per kind of damage present: {"loss": "gan:c3+detail", "thin": ...}
-    score: float  # SCORE_KIND, pooled over every window (the ranking key)
-    detail_ratio: float  # gradient inside the damage / around it (no reference; ~1 = as detailed)
-    fill: np.ndarray  # N x 3 uint8: the values of the mask's pixels, in np.flatnonzero order
-    gan: CandidateLoss | None = None  # the z-optimization's losses (GAN candidates only)
-    primary: bool = False  # the product's own method for this damage (the GAN, the thin fill)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "method": self.method,
-            "methods": dict(self.methods),
-            "score": _round(self.score),
-            "detail_ratio": _round(self.detail_ratio),
-        }
-        if self.gan is not None:
-            out.update(
-                loss=round(self.gan.total, 6),
-                contextual=round(self.gan.contextual, 6),
-                perceptual=round(self.gan.perceptual, 6),
-            )
-        return out
-
-
-@dataclass(frozen=True)
-class WindowReport:
-    """Where one window was restored from, how much it was downscaled, how each method scored."""
-
-    kind: str
-    bbox: tuple[int, int, int, int]  # top, left, bottom, right of its hole pixels
-    window: tuple[int, int, int, int]  # the square window (may overhang the image)
-    scale: float  # scan px per model px of the GAN's view; 1.0 where only diffusion ran
-    within_limit: bool  # scale <= max_scale (False: a hole larger than the limit allows)
-    hole_pixels: int
-    methods: list[str]
-    scores: dict[str, float]  # method -> ring score here (the GAN's best candidate for "gan:")
-    steps: int = 0  # z-optimization steps (GAN windows)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "bbox": list(self.bbox),
-            "window": list(self.window),
-            "side": self.window[2] - self.window[0],
-            "scale": round(self.scale, 3),
-            "within_limit": self.within_limit,
-            "hole_pixels": self.hole_pixels,
-            "methods": list(self.methods),
-            "scores": {k: _round(v) for k, v in self.scores.items()},
-            "steps": self.steps,
-        }
-
-
-class CandidateImages(Sequence[np.ndarray]):
-    """The ranked candidates as full images, each composed when it is read (best first)."""
-
-    def __init__(self, base: np.ndarray, index: np.ndarray, fills: list[np.ndarray]) -> None:
-        self._base, self._index, self._fills = base, index, fills
-
-    def __len__(self) -> int:
-        return len(self._fills)
-
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        out = self._base.copy()
-        out.reshape(-1, 3)[self._index] = self._fills[i]
-        return out
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for i in range(len(self)):
-            yield self[i]
-
-
-@dataclass
-class ScanRestoration:
-    """Ranked candidates of one scan, by methods per kind of damage, and how they were made."""
-
-    ranked: list[Candidate]
-    windows: list[WindowReport]
-    warnings: list[str]
-    seconds: float
-    steps: int  # z-optimization steps, summed over GAN windows
-    model: str
-    analysis: dict[str, int]
-    score_kind: str = SCORE_KIND
-    base: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3), np.uint8), repr=False)
-    index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
-
-    @property
-    def candidates(self) -> CandidateImages:
-        """Full-resolution RGB images, best first."""
-        return CandidateImages(self.base, self.index, [c.fill for c in self.ranked])
-
-    @property
-    def losses(self) -> list[CandidateLoss]:
-        """The z-optimization losses of the GAN candidates, in rank order."""
-        return [c.gan for c in self.ranked if c.gan is not None]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "score_kind": self.score_kind,
-            "damage": dict(self.analysis),
-            "windows": [w.to_dict() for w in self.windows],
-        }
+__all__ = [
+    "SCORE_KIND",
+    "ZOPT_SCORE_KIND",
+    "Candidate",
+    "CandidateImages",
+    "ScanRestoration",
+    "WindowReport",
+    "gets_detail",
+    "rank",
+    "restore_scan",
+]
 
 
 def restore_scan(
@@ -178,7 +81,7 @@ def restore_scan(
     mask = validate_mask(np.asarray(mask), rgb.shape[:2])
     damage = analyse_damage(mask, DamageParams.of(params, models.image_size))
     report(progress, "analyse", 1, 1)
-    state = _State(rgb, mask, damage, params)
+    state = ScanState(rgb, mask, damage, params)
     state.warnings += _scale_warnings(damage, rgb.shape[:2])
 
     diffusion = list(params.baselines)
@@ -200,7 +103,7 @@ def restore_scan(
     if losses:
         context = state.context(best_thin, params.baselines[0])
         outcomes = [
-            _GanWindow(state, context, window, models, params, device, k)
+            GanWindow(state, context, window, models, params, device, k)
             for k, window in enumerate(losses)
         ]
         runnable = [o for o in outcomes if o.runnable()]
@@ -253,7 +156,7 @@ def _check(rgb: np.ndarray, params: InpaintParams) -> None:
         raise InvalidParameter(f"params must be InpaintParams, got {type(params).__name__}")
 
 
-class _State:
+class ScanState:
     """The scan, its damage, and what every method has filled so far (values per mask pixel)."""
 
     def __init__(
@@ -446,132 +349,6 @@ class _State:
         return total / weight if weight else float("nan")
 
 
-class _GanWindow:
-    """One loss window restored by the GAN: z-search on the crop, detail, blend, ring score."""
-
-    def __init__(
-        self,
-        state: _State,
-        context: np.ndarray,
-        window,
-        models: GANModels,
-        params: InpaintParams,
-        device: str | torch.device,
-        index: int,
-    ) -> None:
-        self.state, self.window, self.models, self.params = state, window, models, params
-        self.device, self.index = device, index
-        group = window.group
-        self.visible, (rows, cols) = state.crop(group)
-        self.rows, self.cols = rows, cols
-        self.crop = context[rows, cols]
-        self.truth = state.rgb[rows, cols]
-        self.damage = state.mask[rows, cols]
-        self.own = state.own(group, rows, cols)
-        self.ring = ring_around(self.own, params.score_ring, allowed=~self.damage)
-        self.fills: list[np.ndarray] = []
-        self.sums: list[tuple[float, int]] = []
-        self.losses: list[CandidateLoss] = []
-        self.steps = 0
-        self.warnings: list[str] = []
-        self.ran = False
-
-    def runnable(self) -> bool:
-        """Whether the window has a known pixel for the GAN to restore from."""
-        if (self.own | self.ring).all():
-            self.warnings.append(
-                f"{_where(self.window.group.bbox)} has no known pixel in its window"
-            )
-            return False
-        return True
-
-    def damaged(self) -> Damaged:
-        """This window's crop for the engine: hole + ring hidden (the ring is held out to score
-        the completion), other damage in the window weighing nothing."""
-        group, visible = self.window.group, self.visible
-        hidden = self.own | self.ring
-        self.hidden = hidden
-        labels = np.zeros(self.own.shape, dtype=np.int32)
-        labels[self.damage & ~self.own] = 2  # other damage in the window: weighs nothing
-        labels[hidden] = 1
-        ys, xs = np.nonzero(hidden)
-        local = HoleGroup(
-            labels=(1,),
-            bbox=Box(int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1),
-            window=Box(
-                group.window.top - visible.top,
-                group.window.left - visible.left,
-                group.window.bottom - visible.top,
-                group.window.right - visible.left,
-            ),
-            wanted_side=group.window.height,  # the scan-level warning is the analysis' own
-            hole_pixels=int(hidden.sum()),
-        )
-        params = replace(self.params, blend=False, seed=self.params.seed + self.index)
-        return Damaged(self.crop, hidden, params, (labels, [local]))
-
-    def take(self, result: Restoration) -> None:
-        """The engine's completions of this window: detail, score and blend each candidate."""
-        group, hidden = self.window.group, self.hidden
-        self.ran = True
-        self.steps = result.steps
-        fraction = float(hidden.sum()) / hidden.size  # the engine's warning is in crop terms
-        if fraction > self.params.max_hole_fraction:
-            self.warnings.append(
-                f"{_where(group.bbox)} covers {fraction:.0%} of its context window (more than "
-                f"{self.params.max_hole_fraction:.0%}): little context, the GAN's fill is a guess"
-            )
-        blender = PoissonBlender(self.own)
-        known = ~self.damage & ~self.ring
-        sigma = self.params.detail_sigma or max(1.0, 0.5 * self.window.scale)
-        detail = gets_detail(self.params, self.window.scale)
-        for i, raw in enumerate(result.raw):
-            if detail:
-                detailed = transfer_detail(
-                    raw,
-                    known,
-                    hidden,
-                    sigma,
-                    block=self.params.detail_block,
-                    gain=self.params.detail_gain,
-                ).image
-                prediction = np.clip(np.rint(detailed), 0, 255).astype(np.uint8)
-            else:
-                prediction = raw
-            self.sums.append(structure_error(prediction, self.truth, self.ring))
-            blended = blender.blend(prediction, self.crop)
-            self.fills.append(blended[self.own])
-            self.losses.append(result.losses[i])
-
-    def report(self, gan_name: str) -> WindowReport:
-        group = self.window.group
-        scores = dict(self.state.window_scores.get(group.bbox.as_tuple(), {}))
-        if self.sums:
-            scores[gan_name] = max(psnr_db(*s) for s in self.sums)
-        methods = ([gan_name] if self.ran else []) + list(self.params.baselines)
-        return WindowReport(
-            kind=LOSS,
-            bbox=group.bbox.as_tuple(),
-            window=group.window.as_tuple(),
-            scale=self.window.scale,
-            within_limit=self.window.within_limit,
-            hole_pixels=group.hole_pixels,
-            methods=methods,
-            scores=scores,
-            steps=self.steps,
-        )
-
-
-def gets_detail(params: InpaintParams, scale: float) -> bool:
-    """Whether a GAN window restored at ``scale`` scan px per model px gets detail transfer.
-
-    Detail transfer gives back the band an upscale from the model's size lost; a window restored
-    at (nearly) the model's own scale lost none, and copied brushwork would only replace the
-    GAN's own fine detail with marks that are not where the lost ones were.
-    """
-    return params.detail and scale >= DETAIL_MIN_SCALE
-
-
 def mean_name(methods: list[str]) -> str:
     """The name of the mean of several diffusion fills ("telea+ns")."""
     return "+".join(methods)
@@ -582,7 +359,7 @@ def _mean(arrays: list[np.ndarray]) -> np.ndarray:
     return ((total + len(arrays) // 2) // len(arrays)).astype(np.uint8)
 
 
-def _thin_method(state: _State, params: InpaintParams, diffusion: list[str]) -> str:
+def _thin_method(state: ScanState, params: InpaintParams, diffusion: list[str]) -> str:
     """The fill of thin damage in the GAN's candidates (``params.thin_method``).
 
     ``"mean"`` (default): the mean of the diffusion fills. Telea and Navier-Stokes continue the
@@ -597,26 +374,6 @@ def _thin_method(state: _State, params: InpaintParams, diffusion: list[str]) -> 
     if choice == "best":
         return state.best(THIN, diffusion)
     return choice
-
-
-def rank(candidates: list[Candidate], rank_by: str) -> list[Candidate]:
-    """Best first. ``"score"``: by the held-out score alone. ``"method"``: the product's own
-    method for the damage (the GAN on losses; the thin fill when there is no loss) before the
-    baselines, each group by the held-out score.
-
-    Why both: the ring score is the same measurement for every method, but a thin ring next to
-    known pixels is what diffusion predicts best (it continues them), so on losses it tends to
-    put the smooth fills a conservator rejects first. ``"method"`` (the default) keeps the GAN the
-    heart of loss restoration and still orders its candidates, and the baselines, like with like.
-    A candidate that could not be scored goes last; ties keep the order above.
-    """
-
-    def by_score(c: Candidate) -> float:
-        return -c.score if np.isfinite(c.score) else np.inf
-
-    if rank_by == "score":
-        return sorted(candidates, key=by_score)
-    return sorted(candidates, key=lambda c: (not c.primary, by_score(c)))
 
 
 def _sum_losses(losses: list[CandidateLoss]) -> CandidateLoss:
@@ -636,21 +393,13 @@ def _scale_warnings(damage: DamageMap, size: tuple[int, int]) -> list[str]:
     for w in damage.windows_of(LOSS):
         if not w.within_limit:
             out.append(
-                f"{_where(w.group.bbox)} is too large for the scale limit: restored "
+                f"{where(w.group.bbox)} is too large for the scale limit: restored "
                 f"{w.scale:.1f}x downscaled (limit {limit:g}x)"
             )
         if w.group.wanted_side > 1.25 * max(height, width):
             out.append(
-                f"{_where(w.group.bbox)} needs a context window of {w.group.wanted_side} px but "
+                f"{where(w.group.bbox)} needs a context window of {w.group.wanted_side} px but "
                 f"the image is only {width}x{height}: the restoration has less context than it "
                 "should"
             )
     return out
-
-
-def _where(box: Box) -> str:
-    return f"hole at rows {box.top}-{box.bottom}, cols {box.left}-{box.right}"
-
-
-def _round(value: float) -> float | None:
-    return round(float(value), 4) if np.isfinite(value) else None

@@ -1,0 +1,159 @@
+"""One loss window restored by the GAN: its crop for the engine, then detail, blend and score.
+
+The scan-level orchestration (``fullres.restore_scan``) batches every window's z-search into one
+engine call; what a window does before (hide its hole and a held-out ring) and after (transfer the
+painting's detail into each completion, Poisson-blend it, score its ring prediction) is here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from restauro.inpaint.blending import PoissonBlender
+from restauro.inpaint.damage_analysis import LOSS
+from restauro.inpaint.engine import CandidateLoss, Damaged, Restoration
+from restauro.inpaint.holes import Box, HoleGroup
+from restauro.inpaint.models import GANModels
+from restauro.inpaint.params import InpaintParams
+from restauro.inpaint.scan_result import WindowReport
+from restauro.inpaint.scoring import psnr_db, ring_around, structure_error
+from restauro.inpaint.texture_transfer import transfer_detail
+
+if TYPE_CHECKING:
+    from restauro.inpaint.fullres import ScanState
+
+DETAIL_MIN_SCALE = 1.5  # scan px per model px below which a GAN window gets no detail transfer
+
+
+class GanWindow:
+    """One loss window restored by the GAN: z-search on the crop, detail, blend, ring score."""
+
+    def __init__(
+        self,
+        state: ScanState,
+        context: np.ndarray,
+        window,
+        models: GANModels,
+        params: InpaintParams,
+        device: str | torch.device,
+        index: int,
+    ) -> None:
+        self.state, self.window, self.models, self.params = state, window, models, params
+        self.device, self.index = device, index
+        group = window.group
+        self.visible, (rows, cols) = state.crop(group)
+        self.rows, self.cols = rows, cols
+        self.crop = context[rows, cols]
+        self.truth = state.rgb[rows, cols]
+        self.damage = state.mask[rows, cols]
+        self.own = state.own(group, rows, cols)
+        self.ring = ring_around(self.own, params.score_ring, allowed=~self.damage)
+        self.fills: list[np.ndarray] = []
+        self.sums: list[tuple[float, int]] = []
+        self.losses: list[CandidateLoss] = []
+        self.steps = 0
+        self.warnings: list[str] = []
+        self.ran = False
+
+    def runnable(self) -> bool:
+        """Whether the window has a known pixel for the GAN to restore from."""
+        if (self.own | self.ring).all():
+            self.warnings.append(
+                f"{where(self.window.group.bbox)} has no known pixel in its window"
+            )
+            return False
+        return True
+
+    def damaged(self) -> Damaged:
+        """This window's crop for the engine: hole + ring hidden (the ring is held out to score
+        the completion), other damage in the window weighing nothing."""
+        group, visible = self.window.group, self.visible
+        hidden = self.own | self.ring
+        self.hidden = hidden
+        labels = np.zeros(self.own.shape, dtype=np.int32)
+        labels[self.damage & ~self.own] = 2  # other damage in the window: weighs nothing
+        labels[hidden] = 1
+        ys, xs = np.nonzero(hidden)
+        local = HoleGroup(
+            labels=(1,),
+            bbox=Box(int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1),
+            window=Box(
+                group.window.top - visible.top,
+                group.window.left - visible.left,
+                group.window.bottom - visible.top,
+                group.window.right - visible.left,
+            ),
+            wanted_side=group.window.height,  # the scan-level warning is the analysis' own
+            hole_pixels=int(hidden.sum()),
+        )
+        params = replace(self.params, blend=False, seed=self.params.seed + self.index)
+        return Damaged(self.crop, hidden, params, (labels, [local]))
+
+    def take(self, result: Restoration) -> None:
+        """The engine's completions of this window: detail, score and blend each candidate."""
+        group, hidden = self.window.group, self.hidden
+        self.ran = True
+        self.steps = result.steps
+        fraction = float(hidden.sum()) / hidden.size  # the engine's warning is in crop terms
+        if fraction > self.params.max_hole_fraction:
+            self.warnings.append(
+                f"{where(group.bbox)} covers {fraction:.0%} of its context window (more than "
+                f"{self.params.max_hole_fraction:.0%}): little context, the GAN's fill is a guess"
+            )
+        blender = PoissonBlender(self.own)
+        known = ~self.damage & ~self.ring
+        sigma = self.params.detail_sigma or max(1.0, 0.5 * self.window.scale)
+        detail = gets_detail(self.params, self.window.scale)
+        for i, raw in enumerate(result.raw):
+            if detail:
+                detailed = transfer_detail(
+                    raw,
+                    known,
+                    hidden,
+                    sigma,
+                    block=self.params.detail_block,
+                    gain=self.params.detail_gain,
+                ).image
+                prediction = np.clip(np.rint(detailed), 0, 255).astype(np.uint8)
+            else:
+                prediction = raw
+            self.sums.append(structure_error(prediction, self.truth, self.ring))
+            blended = blender.blend(prediction, self.crop)
+            self.fills.append(blended[self.own])
+            self.losses.append(result.losses[i])
+
+    def report(self, gan_name: str) -> WindowReport:
+        group = self.window.group
+        scores = dict(self.state.window_scores.get(group.bbox.as_tuple(), {}))
+        if self.sums:
+            scores[gan_name] = max(psnr_db(*s) for s in self.sums)
+        methods = ([gan_name] if self.ran else []) + list(self.params.baselines)
+        return WindowReport(
+            kind=LOSS,
+            bbox=group.bbox.as_tuple(),
+            window=group.window.as_tuple(),
+            scale=self.window.scale,
+            within_limit=self.window.within_limit,
+            hole_pixels=group.hole_pixels,
+            methods=methods,
+            scores=scores,
+            steps=self.steps,
+        )
+
+
+def gets_detail(params: InpaintParams, scale: float) -> bool:
+    """Whether a GAN window restored at ``scale`` scan px per model px gets detail transfer.
+
+    Detail transfer gives back the band an upscale from the model's size lost; a window restored
+    at (nearly) the model's own scale lost none, and copied brushwork would only replace the
+    GAN's own fine detail with marks that are not where the lost ones were.
+    """
+    return params.detail and scale >= DETAIL_MIN_SCALE
+
+
+def where(box: Box) -> str:
+    return f"hole at rows {box.top}-{box.bottom}, cols {box.left}-{box.right}"
