@@ -23,7 +23,8 @@ import torch
 
 from restauro.dcgan import DCGANConfig
 from restauro.encoder import EncoderConfig, EncoderSettings, train_encoder
-from restauro.gan_training import DCGANTrainer, TrainSettings, recalibrate_batch_norm
+from restauro.gan_ema import recalibrate_batch_norm
+from restauro.gan_training import DCGANTrainer, TrainSettings
 from restauro.images import to_model_range
 
 REPO = Path(__file__).resolve().parents[1]

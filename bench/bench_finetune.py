@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from restauro.dcgan import DCGANConfig, Discriminator, Generator
-from restauro.gan_training import recalibrate_batch_norm
+from restauro.gan_ema import recalibrate_batch_norm
 from restauro.images import center_crop_square, read_image
 from restauro.inpaint import GANModels, InpaintParams, inpaint
 

@@ -27,13 +27,14 @@ from scratch), each off by default unless measured to win (docs/results.md):
 - ``diffaugment``: DiffAugment on everything D sees (:mod:`restauro.diffaugment`);
 - spectral normalisation in D is part of the architecture (``DCGANConfig.spectral_norm``).
 
-The loop lives here; the checkpoint folder (atomic swap, resume checks) is
-:mod:`restauro.gan_checkpoints`, the sample grids and loss plots :mod:`restauro.gan_samples`.
+The loop lives here; beside it, the batches and each epoch's random stream
+(:mod:`restauro.gan_batches`), the moving average of G (:mod:`restauro.gan_ema`), the checkpoint
+folder (atomic swap, resume checks: :mod:`restauro.gan_checkpoints`), the sample grids and loss
+plots (:mod:`restauro.gan_samples`).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import time
@@ -49,6 +50,11 @@ from torch import nn
 from restauro.dcgan import DCGANConfig, Discriminator, Generator
 from restauro.diffaugment import DiffAugment, parse_policy
 from restauro.errors import DatasetError, InvalidParameter
+from restauro.gan_batches import (
+    TrainingBatches,
+    batches_per_epoch,
+    epoch_generator,
+)
 from restauro.gan_checkpoints import (
     CHECKPOINT_DIR,
     check_resumable,
@@ -56,8 +62,8 @@ from restauro.gan_checkpoints import (
     read_checkpoint_state,
     write_checkpoint,
 )
+from restauro.gan_ema import GeneratorEMA, recalibrate_batch_norm
 from restauro.gan_samples import fixed_noise, write_history, write_sample_grid
-from restauro.images import to_model_range
 from restauro.progress import Progress, report
 from restauro.safetensors_io import (
     load_module_state,
@@ -193,49 +199,11 @@ class InitialWeights:
         return digest.hexdigest()
 
 
-class GeneratorEMA:
-    """An exponential moving average of G's weights (Karras et al.; Yazici et al. 2019).
-
-    G's weights rattle around as D keeps moving the target; their average over the last few
-    hundred steps draws cleaner, more varied images, and costs one copy of G. The decay warms up
-    as ``min(decay, (1 + t) / (10 + t))`` after ``t`` updates, so that a short run (or one
-    fine-tuned from the general GAN) does not average in its first random-looking steps for long.
-    Buffers (batch-norm statistics) are copied from G; the training loop then recalibrates them
-    for the averaged weights at every epoch's end.
-    """
-
-    FILE = "generator_ema.safetensors"
-
-    def __init__(self, generator: Generator, decay: float) -> None:
-        self.decay = decay
-        self.model: Generator = copy.deepcopy(generator).requires_grad_(False)
-
-    def decay_at(self, updates: int) -> float:
-        return min(self.decay, (1.0 + updates) / (10.0 + updates))
-
-    @torch.no_grad()
-    def update(self, generator: Generator, updates: int) -> None:
-        weight = 1.0 - self.decay_at(updates)
-        for average, param in zip(self.model.parameters(), generator.parameters(), strict=True):
-            average.lerp_(param, weight)
-        for mine, theirs in zip(self.model.buffers(), generator.buffers(), strict=True):
-            mine.copy_(theirs)
-
-
 def seeded_nets(config: DCGANConfig, seed: int) -> tuple[Generator, Discriminator]:
     """G and D initialised from ``seed`` without touching the global random state."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return Generator(config), Discriminator(config)
-
-
-def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """All randomness of one epoch; independent of earlier epochs so that resuming is exact.
-
-    A GPU run draws on a generator of its own device (the same seed, another stream), so that
-    noise and shuffling never cross the bus; a CPU run's stream is the one it always was.
-    """
-    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
 
 
 class DCGANTrainer:
@@ -357,83 +325,6 @@ class DCGANTrainer:
             tensors, meta = load_tensors(folder / GeneratorEMA.FILE)
             self.ema.model.load_state_dict(tensors)
             self.updates = int(meta["updates"])
-
-
-# Above this size (float32, model range) a GPU run copies each batch from the host instead of
-# keeping the whole dataset on the device: 3,000 paintings at 64 px are 150 MB, at 128 px 590 MB.
-DEVICE_DATASET_LIMIT_BYTES = 2 * 1024**3
-
-
-class TrainingBatches:
-    """The real images of each step, in the epoch's shuffled order, on the training device.
-
-    On the CPU the images stay uint8 until a batch is picked (float copies of a whole collection
-    would take 4x the memory) and the order comes from the epoch's CPU generator: exactly what
-    every earlier version computed. On a GPU the whole dataset, converted to the model's range
-    and memory format, is copied to the device once (at most ``limit_bytes``; above that, each
-    batch is converted and copied from the host as on the CPU, slower but bounded), the order is
-    drawn there and each batch is an ``index_select`` on the device: no host work per step.
-    ``resident`` forces the choice (tests check on the CPU that both give the same batches).
-    """
-
-    def __init__(
-        self,
-        images: np.ndarray,
-        trainer: DCGANTrainer,
-        limit_bytes: int = DEVICE_DATASET_LIMIT_BYTES,
-        resident: bool | None = None,
-    ) -> None:
-        self.images = images
-        self.trainer = trainer
-        self.on_gpu = trainer.device.type != "cpu"
-        if resident is None:
-            resident = self.on_gpu and images.size * 4 <= limit_bytes
-        self.resident: torch.Tensor | None = None
-        if resident:
-            self.resident = self._upload(images)
-
-    def _upload(self, images: np.ndarray) -> torch.Tensor:
-        """The whole dataset in [-1, 1], NCHW, on the device: copied as uint8 (a quarter of the
-        bytes, no float copy on the host) and converted there with :func:`to_model_range`'s
-        operations (x / 127.5 - 1)."""
-        raw = torch.from_numpy(np.ascontiguousarray(images)).to(self.trainer.device)
-        real = raw.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        return real.contiguous(memory_format=self.trainer.memory_format)
-
-    def epoch_rngs(self, seed: int, epoch: int) -> tuple[torch.Generator, torch.Generator]:
-        """(host generator, noise generator) of one epoch: the same one on the CPU, which keeps
-        its historic single stream; on a GPU the noise and the order come from the device's."""
-        host = epoch_generator(seed, epoch)
-        if not self.on_gpu:
-            return host, host
-        return host, epoch_generator(seed, epoch, self.trainer.device)
-
-    def order(self, rng: torch.Generator) -> torch.Tensor:
-        """A permutation of the images drawn on ``rng``: on the device it feeds, or on the host
-        for per-batch copies (one read-back per epoch)."""
-        n = len(self.images)
-        order = torch.randperm(n, generator=rng, device=rng.device)
-        return order if self.resident is not None else order.cpu()
-
-    def batch(self, order: torch.Tensor, i: int, size: int) -> torch.Tensor:
-        """Batch ``i`` of ``size`` images of the epoch whose permutation is ``order``."""
-        picked = order[i * size : (i + 1) * size]
-        if self.resident is not None:
-            return self.resident.index_select(0, picked).contiguous(
-                memory_format=self.trainer.memory_format
-            )
-        return self.trainer.to_device(to_model_range(self.images[picked.numpy()]))
-
-
-def batches_per_epoch(n_images: int, batch_size: int) -> tuple[int, int, bool]:
-    """(batch size, batches per epoch, drop_last) for a dataset of ``n_images``.
-
-    The ragged last batch is dropped (its few images would give batch norm noisy statistics),
-    unless the dataset is smaller than one batch: then the whole dataset is the one batch.
-    """
-    if n_images >= batch_size:
-        return batch_size, n_images // batch_size, True
-    return n_images, 1, False
 
 
 def train_dcgan(
@@ -587,41 +478,6 @@ def _load_initial(
             f"the initial weights do not fit the DCGAN {config.to_dict()}: same width, latent "
             f"size, resolution and spectral norm are needed ({str(exc).splitlines()[0]})"
         ) from exc
-
-
-@torch.no_grad()
-def recalibrate_batch_norm(
-    generator: Generator, samples: int, batch_size: int, rng: torch.Generator
-) -> None:
-    """Recompute G's batch-norm running statistics for its current weights.
-
-    Inpainting runs G in eval mode, on running statistics that training accumulated with momentum
-    from weights that kept changing: they lag behind, and early in training an eval-mode G can
-    render nearly flat grey where the train-mode G renders paintings. An exact average over fresh
-    samples at the final weights (as ``torch.optim.swa_utils.update_bn`` does) removes the lag.
-    Training itself never reads these statistics, so this does not change its trajectory.
-    """
-    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    was_training = generator.training
-    momenta = [m.momentum for m in norms]
-    device = next(generator.parameters()).device
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration batches
-    generator.train()
-    try:
-        done = 0
-        while done < samples:
-            n = min(batch_size, samples - done)
-            z = torch.randn(n, generator.config.nz, 1, 1, generator=rng, device=rng.device)
-            generator(z.to(device))
-            done += n
-    finally:
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
-        generator.train(was_training)
 
 
 def _check_images(images: np.ndarray, config: DCGANConfig) -> None:

@@ -17,7 +17,8 @@ from restauro.encoder import (
     train_encoder,
 )
 from restauro.errors import DatasetError, InvalidParameter
-from restauro.gan_training import TrainSettings, recalibrate_batch_norm
+from restauro.gan_ema import recalibrate_batch_norm
+from restauro.gan_training import TrainSettings
 
 GAN = DCGANConfig(image_size=64, nz=8, ngf=16, ndf=8)
 

@@ -12,14 +12,13 @@ import torch
 
 from restauro.dcgan import DCGANConfig
 from restauro.errors import DatasetError, InvalidParameter
+from restauro.gan_batches import TrainingBatches, batches_per_epoch
 from restauro.gan_checkpoints import read_checkpoint_state
 from restauro.gan_samples import fixed_noise
 from restauro.gan_training import (
     DCGANTrainer,
     InitialWeights,
-    TrainingBatches,
     TrainSettings,
-    batches_per_epoch,
     seeded_nets,
     train_dcgan,
 )
