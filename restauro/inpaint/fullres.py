@@ -276,7 +276,7 @@ class ScanState:
         count = min((len(f) for f in gan_fills), default=0)  # 0: a window the GAN could not run
         if has_loss and count:
             loss_windows = self.damage.windows_of(LOSS)
-            detailed = any(gets_detail(self.params, w.scale) for w in loss_windows)
+            detailed = any(gets_detail(self.params, w, self.mask.shape) for w in loss_windows)
             detail = "+detail" if detailed else ""
             for i in range(count):
                 fill = self.fill_of(best_thin).copy() if has_thin else self._empty()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from restauro.inpaint.blending import PoissonBlender
-from restauro.inpaint.damage_analysis import LOSS
+from restauro.inpaint.damage_analysis import LOSS, DamageWindow
 from restauro.inpaint.engine import CandidateLoss, Damaged, Restoration
 from restauro.inpaint.holes import Box, HoleGroup
 from restauro.inpaint.models import GANModels
@@ -26,7 +26,10 @@ from restauro.inpaint.texture_transfer import transfer_detail
 if TYPE_CHECKING:
     from restauro.inpaint.fullres import ScanState
 
-DETAIL_MIN_SCALE = 1.5  # scan px per model px below which a GAN window gets no detail transfer
+# A GAN window gets detail transfer when it was downscaled at least this much (scan px per model
+# px), or when it shows at most 1 / DETAIL_MIN_ZOOM of the image's longer side (see gets_detail).
+DETAIL_MIN_SCALE = 1.5
+DETAIL_MIN_ZOOM = 1.5
 
 
 class GanWindow:
@@ -106,8 +109,8 @@ class GanWindow:
             )
         blender = PoissonBlender(self.own)
         known = ~self.damage & ~self.ring
-        sigma = self.params.detail_sigma or max(1.0, 0.5 * self.window.scale)
-        detail = gets_detail(self.params, self.window.scale)
+        sigma = self.params.detail_sigma or max(1.0, self.params.detail_band * self.window.scale)
+        detail = gets_detail(self.params, self.window, self.state.mask.shape)
         for i, raw in enumerate(result.raw):
             if detail:
                 detailed = transfer_detail(
@@ -145,14 +148,27 @@ class GanWindow:
         )
 
 
-def gets_detail(params: InpaintParams, scale: float) -> bool:
-    """Whether a GAN window restored at ``scale`` scan px per model px gets detail transfer.
+def gets_detail(params: InpaintParams, window: DamageWindow, shape: tuple[int, ...]) -> bool:
+    """Whether the GAN's completions of ``window`` (in an image of ``shape``) get detail transfer.
 
-    Detail transfer gives back the band an upscale from the model's size lost; a window restored
-    at (nearly) the model's own scale lost none, and copied brushwork would only replace the
-    GAN's own fine detail with marks that are not where the lost ones were.
+    Either of two reasons suffices:
+
+    * the window was **downscaled** to the model's size (``scale >= DETAIL_MIN_SCALE``): the
+      upscale back to the scan lost the band above the model's pixels;
+    * the window is a **close-up** of the painting (its side at most ``1 / DETAIL_MIN_ZOOM`` of the
+      image's longer side). The GAN learnt whole paintings at its size, so what it draws at its
+      own pixels is a whole painting's detail, not a close-up's brushwork: on the 1,500 x 1,200
+      test scans a 41 px loss, restored at 1.28 scan px per model px, came back with 0.58 of the
+      gradient around it (EMA generator, fine-tuned); with the painting's detail, 0.74-0.81, at
+      -0.02 / +0.01 dB hole PSNR (docs/results.md, issue 10).
+
+    Only a window that shows (nearly) the whole painting at about the model's size, the view the
+    GAN was trained on (a 64 px evaluation image, a scan near the model's size), keeps the GAN's
+    own detail: copied brushwork there would only replace it with marks that are not where the
+    lost ones were.
     """
-    return params.detail and scale >= DETAIL_MIN_SCALE
+    zoom = max(shape[:2]) / max(1, window.group.window.height)
+    return params.detail and (window.scale >= DETAIL_MIN_SCALE or zoom >= DETAIL_MIN_ZOOM)
 
 
 def where(box: Box) -> str:

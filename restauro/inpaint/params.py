@@ -53,7 +53,8 @@ class InpaintParams:
     baselines: tuple[str, ...] = ("telea", "ns")  # diffusion methods: thin damage, loss baselines
     diffusion_radius: int = 5  # neighbourhood of a Telea / Navier-Stokes fill (px)
     detail: bool = True  # transfer the painting's high band into GAN completions of losses
-    detail_sigma: float = 0.0  # band split (px at scan resolution); 0 = half the window's scale
+    detail_sigma: float = 0.0  # band split (px at scan resolution); 0 = detail_band x scale
+    detail_band: float = 0.5  # band split in model px: sigma = this x the window's scale
     detail_block: int = 16  # side of the quilted blocks of brushwork (px)
     detail_gain: float = 1.0  # amplitude of the copied brushwork (1 = the painting's own)
     score_ring: int = 4  # known ring (px) held out to score every candidate alike
@@ -163,6 +164,10 @@ def _damage_checks(p: InpaintParams) -> list[tuple[bool, str]]:
         (
             _finite(p.detail_sigma) and 0.0 <= p.detail_sigma <= 64.0,
             f"detail_sigma must be in [0, 64] (0 = auto), got {p.detail_sigma}",
+        ),
+        (
+            _finite(p.detail_band) and 0.1 <= p.detail_band <= 4.0,
+            f"detail_band must be in [0.1, 4], got {p.detail_band}",
         ),
         (
             isinstance(p.detail_block, int) and 4 <= p.detail_block <= 256,

@@ -126,11 +126,34 @@ def test_progress_reports_each_stage(tiny_models, painting):
         {"diffusion_radius": 0},
         {"rank_by": "loss"},
         {"thin_method": "exemplar"},
+        {"detail_band": 0.0},
+        {"detail_band": float("nan")},
     ],
 )
 def test_invalid_damage_parameters(bad):
     with pytest.raises(InvalidParameter):
         InpaintParams(**bad)
+
+
+def test_a_close_up_window_at_the_models_scale_gets_the_paintings_detail(tiny_models):
+    # a small loss of a large scan: restored at ~1 scan px per model px, but its window is a
+    # close-up of the painting, not the whole-painting view the GAN was trained on
+    rgb = textured_image(400, 480, seed=2)
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.circle(mask, (240, 200), 12, 1, -1)
+    mask = mask.astype(bool)
+    damaged = rgb.copy()
+    damaged[mask] = 255
+    result = restore_scan(damaged, mask, tiny_models, FAST)
+    [window] = [w for w in result.windows if w.kind == "loss"]
+    assert window.scale < 1.5 and window.window[2] - window.window[0] < 480 / 1.5
+    gan = [c for c in result.ranked if c.gan is not None]
+    assert gan and {c.methods["loss"] for c in gan} == {"gan:tiny+detail"}
+    plain = restore_scan(damaged, mask, tiny_models, dataclasses.replace(FAST, detail=False))
+    detailed, undetailed = result.candidates[0], plain.candidates[0]
+    assert not np.array_equal(detailed, undetailed)  # the transfer changed the hole...
+    for image in (detailed, undetailed):  # ...and nothing outside it
+        assert np.array_equal(image[~mask], damaged[~mask])
 
 
 def test_at_the_models_scale_a_stroke_is_the_gans_and_gets_no_detail_transfer(
