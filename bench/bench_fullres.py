@@ -220,8 +220,11 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="any other InpaintParams field of the product engine, e.g. finetune_steps=100",
     )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (default: every core)"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
     width, height = (int(v) for v in args.size.split("x"))
     bundle = Registry(args.registry).load()
     engine = _engine(args.detail_gain, args.engine)
@@ -258,6 +261,8 @@ def main() -> None:
         ),
         "bundle": bundle.version,
         "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "engine": (engine or PRODUCT).to_dict(),
     }
     print(json.dumps(summary, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -278,6 +278,8 @@ class ScanState:
             loss_windows = self.damage.windows_of(LOSS)
             detailed = any(gets_detail(self.params, w, self.mask.shape) for w in loss_windows)
             detail = "+detail" if detailed else ""
+            if detailed and self.params.structure_mix > 0:  # the GAN's structure with a fill's
+                detail = f"~{self.params.baselines[0]}{detail}"
             for i in range(count):
                 fill = self.fill_of(best_thin).copy() if has_thin else self._empty()
                 sq, n = (thin_sq, thin_n) if has_thin else (0.0, 0)

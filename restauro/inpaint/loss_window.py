@@ -15,6 +15,7 @@ import torch
 
 from restauro.inpaint.blending import PoissonBlender
 from restauro.inpaint.damage_analysis import LOSS, DamageWindow
+from restauro.inpaint.diffusion import diffuse
 from restauro.inpaint.engine import CandidateLoss, Damaged, Restoration
 from restauro.inpaint.holes import Box, HoleGroup
 from restauro.inpaint.models import GANModels
@@ -111,7 +112,19 @@ class GanWindow:
         known = ~self.damage & ~self.ring
         sigma = self.params.detail_sigma or max(1.0, self.params.detail_band * self.window.scale)
         detail = gets_detail(self.params, self.window, self.state.mask.shape)
+        # Where the painting's detail is transferred, the structure (the low band) it is laid on
+        # can be the GAN's averaged with a diffusion fill of the same hole and held-out ring:
+        # PSNR rewards the posterior mean, a GAN completion is one sample of what could be there,
+        # and the two estimates err partly independently (docs/results.md, issue 10).
+        mix = self.params.structure_mix if detail else 0.0
+        if mix > 0:
+            method, radius = self.params.baselines[0], self.params.diffusion_radius
+            smooth = diffuse(self.crop, self.damage | hidden, method, radius).astype(np.float32)
         for i, raw in enumerate(result.raw):
+            if mix > 0:
+                mixed = raw.astype(np.float32)
+                mixed[hidden] = (1 - mix) * mixed[hidden] + mix * smooth[hidden]
+                raw = mixed  # only its low band is kept (mix > 0 implies detail)
             if detail:
                 detailed = transfer_detail(
                     raw,

@@ -57,6 +57,7 @@ class InpaintParams:
     detail_band: float = 0.5  # band split in model px: sigma = this x the window's scale
     detail_block: int = 16  # side of the quilted blocks of brushwork (px)
     detail_gain: float = 1.0  # amplitude of the copied brushwork (1 = the painting's own)
+    structure_mix: float = 0.0  # weight of baselines[0]'s fill averaged into the GAN's, 0 = off
     score_ring: int = 4  # known ring (px) held out to score every candidate alike
     rank_by: str = "method"  # "method": the GAN's candidates first on losses; "score": by score
     thin_method: str = "mean"  # thin fill of GAN candidates: "mean" of baselines, "best", a name
@@ -164,6 +165,10 @@ def _damage_checks(p: InpaintParams) -> list[tuple[bool, str]]:
         (
             _finite(p.detail_sigma) and 0.0 <= p.detail_sigma <= 64.0,
             f"detail_sigma must be in [0, 64] (0 = auto), got {p.detail_sigma}",
+        ),
+        (
+            _finite(p.structure_mix) and 0.0 <= p.structure_mix <= 1.0,
+            f"structure_mix must be in [0, 1], got {p.structure_mix}",
         ),
         (
             _finite(p.detail_band) and 0.1 <= p.detail_band <= 4.0,

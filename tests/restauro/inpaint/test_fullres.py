@@ -127,6 +127,7 @@ def test_progress_reports_each_stage(tiny_models, painting):
         {"rank_by": "loss"},
         {"thin_method": "exemplar"},
         {"detail_band": 0.0},
+        {"structure_mix": 1.5},
         {"detail_band": float("nan")},
     ],
 )
@@ -154,6 +155,32 @@ def test_a_close_up_window_at_the_models_scale_gets_the_paintings_detail(tiny_mo
     assert not np.array_equal(detailed, undetailed)  # the transfer changed the hole...
     for image in (detailed, undetailed):  # ...and nothing outside it
         assert np.array_equal(image[~mask], damaged[~mask])
+
+
+def test_structure_mix_averages_the_gans_structure_with_the_first_baselines(tiny_models):
+    rgb = textured_image(400, 480, seed=2)
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.circle(mask, (240, 200), 12, 1, -1)
+    mask = mask.astype(bool)
+    damaged = rgb.copy()
+    damaged[mask] = 255
+
+    def gan_candidates(mix: float):
+        params = dataclasses.replace(FAST, structure_mix=mix)
+        result = restore_scan(damaged, mask, tiny_models, params)
+        ranks = [i for i, c in enumerate(result.ranked) if c.gan is not None]
+        labels = {result.ranked[i].methods["loss"] for i in ranks}
+        return [result.candidates[i] for i in ranks], labels
+
+    pure, labels = gan_candidates(0.0)
+    assert labels == {"gan:tiny+detail"} and not np.array_equal(pure[0], pure[1])
+    # all structure from Telea: every z-candidate gets the same low band, hence the same fill
+    smooth, labels = gan_candidates(1.0)
+    assert labels == {"gan:tiny~telea+detail"} and np.array_equal(smooth[0], smooth[1])
+    half, _ = gan_candidates(0.5)
+    for image in (*pure, *smooth, *half):
+        assert np.array_equal(image[~mask], damaged[~mask])
+    assert not np.array_equal(half[0], half[1]) and not np.array_equal(half[0], pure[0])
 
 
 def test_at_the_models_scale_a_stroke_is_the_gans_and_gets_no_detail_transfer(
