@@ -89,9 +89,23 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             proc.wait()
 
 
-def wait_for_job(base: str, job_id: str, timeout: float = 120) -> dict:
+def wait_for_job(
+    base: str,
+    job_id: str,
+    timeout: float = 120,
+    proc: subprocess.Popen | None = None,
+    log: Path | None = None,
+) -> dict:
+    """The job's body once it has finished; on a timeout the error shows its last status and,
+    given ``log``, the tail of the server's log (a job that never finishes must be diagnosable)."""
+    last: dict = {}
+
     def done() -> dict | None:
         body = httpx.get(f"{base}/v1/restorations/{job_id}", timeout=5).json()
+        last.update(body)
         return body if body["status"] in ("succeeded", "failed") else None
 
-    return wait_until(done, timeout)
+    try:
+        return wait_until(done, timeout, proc, log)
+    except AssertionError as exc:
+        raise AssertionError(f"job {job_id} last seen {last.get('status')!r}: {exc}") from None

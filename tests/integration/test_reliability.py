@@ -149,7 +149,7 @@ def test_serve_restores_with_every_feature_kind_and_sigterm_loses_and_leaves_not
     try:
         for kind in KINDS:
             Registry(registry).promote(versions[kind])  # the API routes with it from now on
-            body = wait_for_job(base, submit(base, TINY), timeout=240)
+            body = wait_for_job(base, submit(base, TINY), 240, serve, log)
             assert body["bundle_version"] == versions[kind], (kind, body)
             check_restored(base, body)
 
@@ -165,7 +165,7 @@ def test_serve_restores_with_every_feature_kind_and_sigterm_loses_and_leaves_not
         wait_until_gone(serve.pid, timeout=30)
 
         again, base = start_serve(env, log)
-        check_restored(base, wait_for_job(base, job_id, timeout=240))
+        check_restored(base, wait_for_job(base, job_id, 240, again, log))
         again.send_signal(signal.SIGTERM)
         assert again.wait(timeout=60) == 0, log.read_text()[-3000:]
         wait_until_gone(again.pid, timeout=30)
