@@ -33,7 +33,7 @@ from restauro.inpaint.damage_analysis import LOSS, THIN, DamageMap, DamageParams
 from restauro.inpaint.diffusion import diffuse
 from restauro.inpaint.engine import CandidateLoss, inpaint_many
 from restauro.inpaint.holes import Box, HoleGroup
-from restauro.inpaint.loss_window import GanWindow, gets_detail, where
+from restauro.inpaint.loss_window import GanWindow, gets_detail, structure_weight, where
 from restauro.inpaint.models import GANModels
 from restauro.inpaint.params import InpaintParams
 from restauro.inpaint.scan_result import (
@@ -278,7 +278,7 @@ class ScanState:
             loss_windows = self.damage.windows_of(LOSS)
             detailed = any(gets_detail(self.params, w, self.mask.shape) for w in loss_windows)
             detail = "+detail" if detailed else ""
-            if detailed and self.params.structure_mix > 0:  # the GAN's structure with a fill's
+            if structure_weight(self.params, detailed) > 0:  # the GAN's structure with a fill's
                 detail = f"~{self.params.baselines[0]}{detail}"
             for i in range(count):
                 fill = self.fill_of(best_thin).copy() if has_thin else self._empty()

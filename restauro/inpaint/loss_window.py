@@ -116,7 +116,7 @@ class GanWindow:
         # can be the GAN's averaged with a diffusion fill of the same hole and held-out ring:
         # PSNR rewards the posterior mean, a GAN completion is one sample of what could be there,
         # and the two estimates err partly independently (docs/results.md, issue 10).
-        mix = self.params.structure_mix if detail else 0.0
+        mix = structure_weight(self.params, detail)
         if mix > 0:
             method, radius = self.params.baselines[0], self.params.diffusion_radius
             smooth = diffuse(self.crop, self.damage | hidden, method, radius).astype(np.float32)
@@ -182,6 +182,12 @@ def gets_detail(params: InpaintParams, window: DamageWindow, shape: tuple[int, .
     """
     zoom = max(shape[:2]) / max(1, window.group.window.height)
     return params.detail and (window.scale >= DETAIL_MIN_SCALE or zoom >= DETAIL_MIN_ZOOM)
+
+
+def structure_weight(params: InpaintParams, detailed: bool) -> float:
+    """The weight of ``baselines[0]``'s fill in the structure of a GAN completion: the low band
+    is only kept where the painting's detail is transferred on top of it, so nowhere else."""
+    return params.structure_mix if detailed else 0.0
 
 
 def where(box: Box) -> str:

@@ -136,15 +136,21 @@ def test_invalid_damage_parameters(bad):
         InpaintParams(**bad)
 
 
-def test_a_close_up_window_at_the_models_scale_gets_the_paintings_detail(tiny_models):
-    # a small loss of a large scan: restored at ~1 scan px per model px, but its window is a
-    # close-up of the painting, not the whole-painting view the GAN was trained on
+def _close_up_scan() -> tuple[np.ndarray, np.ndarray]:
+    """A 400 x 480 scan with one small loss: its window is a close-up at ~1 scan px per model px."""
     rgb = textured_image(400, 480, seed=2)
     mask = np.zeros(rgb.shape[:2], np.uint8)
     cv2.circle(mask, (240, 200), 12, 1, -1)
     mask = mask.astype(bool)
     damaged = rgb.copy()
     damaged[mask] = 255
+    return damaged, mask
+
+
+def test_a_close_up_window_at_the_models_scale_gets_the_paintings_detail(tiny_models):
+    # a small loss of a large scan: restored at ~1 scan px per model px, but its window is a
+    # close-up of the painting, not the whole-painting view the GAN was trained on
+    damaged, mask = _close_up_scan()
     result = restore_scan(damaged, mask, tiny_models, FAST)
     [window] = [w for w in result.windows if w.kind == "loss"]
     assert window.scale < 1.5 and window.window[2] - window.window[0] < 480 / 1.5
@@ -158,12 +164,7 @@ def test_a_close_up_window_at_the_models_scale_gets_the_paintings_detail(tiny_mo
 
 
 def test_structure_mix_averages_the_gans_structure_with_the_first_baselines(tiny_models):
-    rgb = textured_image(400, 480, seed=2)
-    mask = np.zeros(rgb.shape[:2], np.uint8)
-    cv2.circle(mask, (240, 200), 12, 1, -1)
-    mask = mask.astype(bool)
-    damaged = rgb.copy()
-    damaged[mask] = 255
+    damaged, mask = _close_up_scan()
 
     def gan_candidates(mix: float):
         params = dataclasses.replace(FAST, structure_mix=mix)
