@@ -142,13 +142,18 @@ class Settings(BaseSettings):
         """No broker URL: the single-machine default (SQLite files under ``state_dir``)."""
         return not self.broker_url
 
+    @property
+    def embedded_broker_file(self) -> Path:
+        """The embedded broker's SQLite file (used only when :attr:`embedded`)."""
+        return Path(self.state_dir).resolve() / "broker.sqlite"
+
     def queue_urls(self) -> tuple[str, str]:
         """(broker, result backend) URLs; the embedded default lives in SQLite files."""
         if self.broker_url:
             return self.broker_url, self.result_backend or self.broker_url
         state = Path(self.state_dir).resolve()
         state.mkdir(parents=True, exist_ok=True)
-        broker = f"sqla+sqlite:///{state / 'broker.sqlite'}"
+        broker = f"sqla+sqlite:///{self.embedded_broker_file}"
         return broker, self.result_backend or f"db+sqlite:///{state / 'results.sqlite'}"
 
 

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from restauro.cli_flags import FlagParser, add_settings_flags, settings_from_args
 from restauro.config import Settings
@@ -129,6 +130,20 @@ def exit_with_parent(parent_pid: int) -> None:
         raise RestauroError(f"parent process {parent_pid} is gone")
 
 
+def say_reclaimed(settings: Settings) -> None:
+    """Embedded broker: register as a consumer, putting back the jobs of a worker that died
+    (worker/embedded_broker.py). Before Celery starts consuming, and before any fork."""
+    from restauro.jobs import JobStore
+    from worker.embedded_broker import describe, start_consuming
+
+    found = start_consuming(
+        Path(settings.state_dir), settings.embedded_broker_file, JobStore(settings.results_dir)
+    )
+    line = describe(found)
+    if line:
+        print(f"restauro worker: {line}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -152,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             "hand a running job to a second worker",
             file=sys.stderr,
         )
+    if settings.embedded:
+        say_reclaimed(settings)
     from worker.celery_app import make_celery
 
     app = make_celery(settings, pool=pool)
