@@ -38,6 +38,7 @@ def visible_rows(broker_file: Path) -> list[int]:
 
 
 def take_and_die(broker_url: str, count: int) -> None:
+    """Run a consumer that takes ``count`` jobs and is gone without a word."""
     cmd = [sys.executable, "-c", TAKE_AND_DIE, broker_url, QUEUE, str(count)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -75,12 +76,17 @@ def test_unfinished_jobs_come_back_once_and_settled_ones_go(world) -> None:
         message.ack()
 
 
-def test_a_job_put_back_already_is_not_doubled(world) -> None:
-    settings, store, queue = world
+def lose_one_job(settings, store: JobStore, queue: JobQueue) -> str:
+    """An unfinished job whose only delivery went to a consumer that died."""
     job_id = make_job(store, settings.registry)
     queue.submit(job_id, QUEUE)
-    broker_url, _ = settings.queue_urls()
-    take_and_die(broker_url, 1)
+    take_and_die(settings.queue_urls()[0], 1)
+    return job_id
+
+
+def test_a_job_put_back_already_is_not_doubled(world) -> None:
+    settings, store, queue = world
+    job_id = lose_one_job(settings, store, queue)
     queue.submit(job_id, QUEUE)  # the copy a clean shutdown would have put back
     assert visible_rows(settings.embedded_broker_file) == [0, 1]
 
@@ -91,10 +97,7 @@ def test_a_job_put_back_already_is_not_doubled(world) -> None:
 
 def test_nothing_is_touched_while_another_worker_consumes(world) -> None:
     settings, store, queue = world
-    job_id = make_job(store, settings.registry)
-    queue.submit(job_id, QUEUE)
-    broker_url, _ = settings.queue_urls()
-    take_and_die(broker_url, 1)
+    lose_one_job(settings, store, queue)
     state_dir = Path(settings.state_dir)
     with (state_dir / LOCK_NAME).open("ab") as other:  # a live worker's shared lock
         fcntl.flock(other, fcntl.LOCK_SH)
