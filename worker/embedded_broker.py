@@ -25,14 +25,14 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from restauro.jobs import TERMINAL, JobStore
 
 LOCK_NAME = "consumers.lock"
 MESSAGES = "kombu_message"  # kombu's default table name (we never configure another)
 
-# Held for the process's life (and by a prefork parent's children, which share the descriptor).
+# Held for the process's life by the process that consumes (a prefork parent, not its children).
 _held: IO[bytes] | None = None
 
 
@@ -119,10 +119,22 @@ def start_consuming(state_dir: Path, broker_file: Path, store: JobStore) -> Recl
     # Downgrade (or wait, briefly, for a starting peer's reclaim to finish): from now on a
     # starting worker sees this one alive.
     fcntl.flock(handle, fcntl.LOCK_SH)
-    with contextlib.suppress(OSError):
-        os.set_inheritable(handle.fileno(), True)
     _held = handle
     return found
+
+
+def _close_in_child() -> None:
+    """A forked pool child drops its copy of the lock's descriptor (closing a copy keeps the
+    parent's lock). The parent is the consumer; a child outliving it for a moment after a SIGKILL
+    must not make the next worker believe a consumer is still alive."""
+    global _held
+    if _held is not None:
+        with contextlib.suppress(OSError):
+            _held.close()  # close(2), not LOCK_UN: the lock stays the parent's
+        _held = None
+
+
+os.register_at_fork(after_in_child=_close_in_child)
 
 
 def stop_consuming() -> None:
@@ -137,7 +149,7 @@ def describe(found: Reclaimed | None) -> str | None:
     """One line for the worker's log, or None when there is nothing to say."""
     if found is None or not (found.requeued or found.removed):
         return None
-    parts: list[Any] = []
+    parts: list[str] = []
     if found.requeued:
         parts.append(
             f"{len(found.requeued)} job(s) a stopped worker never finished put back in "

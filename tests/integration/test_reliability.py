@@ -176,34 +176,6 @@ def test_serve_restores_with_every_feature_kind_and_sigterm_loses_and_leaves_not
                 kill_session(proc.pid)
 
 
-def test_embedded_job_of_a_killed_worker_is_run_by_the_next_one(tiny_registry, tmp_path) -> None:
-    """The embedded broker has no visibility timeout: a worker SIGKILLed mid-job (as after a
-    cold shutdown too slow for a loaded machine) used to leave its job invisible in the queue
-    for ever. The next worker on the same folders puts it back and runs it."""
-    env = environment(tiny_registry, tmp_path, None)
-    log = tmp_path / "worker.log"
-    api, base = start_api(env, tmp_path / "api.log")
-    worker = again = None
-    try:
-        worker = start_worker(env, log, "prefork")
-        job_id = submit(base, {**TINY, "steps": "100", "cluster": "0"})
-        wait_running(base, job_id, worker, log)
-        for pid in [worker.pid, *pool_children(worker.pid)]:
-            os.kill(pid, signal.SIGKILL)
-        worker.wait(timeout=30)
-        assert httpx.get(f"{base}/v1/restorations/{job_id}").json()["status"] == "running"
-
-        again = start_worker(env, log, "prefork")
-        check_restored(base, wait_for_job(base, job_id, 240, again, log))
-        assert f"put back in the queue ({job_id})" in log.read_text()
-        body = httpx.get(f"{base}/v1/restorations/{job_id}").json()
-        assert body["attempt"] == 2, body
-    finally:
-        for proc in (worker, again, api):
-            if proc is not None:
-                stop(proc)
-
-
 def start_worker(env: dict[str, str], log: Path, pool: str) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "worker", "--pool", pool, "--loglevel", "WARNING"]
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT)
