@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from restauro.cli_flags import FlagParser, add_settings_flags, settings_from_args
 from restauro.config import Settings
@@ -136,9 +135,7 @@ def say_reclaimed(settings: Settings) -> None:
     from restauro.jobs import JobStore
     from worker.embedded_broker import describe, start_consuming
 
-    found = start_consuming(
-        Path(settings.state_dir), settings.embedded_broker_file, JobStore(settings.results_dir)
-    )
+    found = start_consuming(settings.embedded_broker_file, JobStore(settings.results_dir))
     line = describe(found)
     if line:
         print(f"restauro worker: {line}", file=sys.stderr, flush=True)

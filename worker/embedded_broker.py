@@ -59,10 +59,9 @@ def _delivery(payload: str) -> tuple[str | None, str | None]:
 
 
 def _settled(store: JobStore, job_id: str) -> bool:
-    """True when the job needs no delivery any more: it ended, or it was deleted."""
-    if not store.exists(job_id):
-        return True
-    return store.read_result(job_id) is not None or store.status(job_id) in TERMINAL
+    """True when the job needs no delivery any more: it was deleted, or it ended (a status that
+    already counts a written result as succeeded)."""
+    return not store.exists(job_id) or store.status(job_id) in TERMINAL
 
 
 def reclaim(broker_file: Path, store: JobStore) -> Reclaimed:
@@ -99,13 +98,13 @@ def reclaim(broker_file: Path, store: JobStore) -> Reclaimed:
         db.close()
 
 
-def start_consuming(state_dir: Path, broker_file: Path, store: JobStore) -> Reclaimed | None:
-    """Register this process as a consumer of the embedded broker, first reclaiming lost
-    deliveries when it is the only one. Returns what was reclaimed, or None when another
-    consumer is alive (nothing was touched)."""
+def start_consuming(broker_file: Path, store: JobStore) -> Reclaimed | None:
+    """Register this process as a consumer of the embedded broker (the lock lives beside its
+    file), first reclaiming lost deliveries when it is the only one. Returns what was reclaimed,
+    or None when another consumer is alive (nothing was touched)."""
     global _held
-    state_dir.mkdir(parents=True, exist_ok=True)
-    handle = (state_dir / LOCK_NAME).open("ab")
+    broker_file.parent.mkdir(parents=True, exist_ok=True)
+    handle = broker_file.with_name(LOCK_NAME).open("ab")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -123,26 +122,20 @@ def start_consuming(state_dir: Path, broker_file: Path, store: JobStore) -> Recl
     return found
 
 
-def _close_in_child() -> None:
-    """A forked pool child drops its copy of the lock's descriptor (closing a copy keeps the
-    parent's lock). The parent is the consumer; a child outliving it for a moment after a SIGKILL
-    must not make the next worker believe a consumer is still alive."""
+def stop_consuming() -> None:
+    """Drop this process's descriptor of the consumer lock (tests; exit does it anyway).
+
+    Also run in every forked child: close(2), unlike LOCK_UN, leaves the parent's lock in place,
+    and a pool child outliving its parent for a moment after a SIGKILL must not make the next
+    worker believe a consumer is still alive (the parent is the consumer, not its children)."""
     global _held
     if _held is not None:
         with contextlib.suppress(OSError):
-            _held.close()  # close(2), not LOCK_UN: the lock stays the parent's
+            _held.close()
         _held = None
 
 
-os.register_at_fork(after_in_child=_close_in_child)
-
-
-def stop_consuming() -> None:
-    """Release the consumer lock (tests; a process's exit releases it anyway)."""
-    global _held
-    if _held is not None:
-        _held.close()
-        _held = None
+os.register_at_fork(after_in_child=stop_consuming)
 
 
 def describe(found: Reclaimed | None) -> str | None:

@@ -63,7 +63,7 @@ def test_unfinished_jobs_come_back_once_and_settled_ones_go(world) -> None:
     broker_file = settings.embedded_broker_file
     assert visible_rows(broker_file) == [0, 0, 0]  # lost: nothing would ever run them
 
-    found = start_consuming(Path(settings.state_dir), broker_file, store)
+    found = start_consuming(broker_file, store)
     assert found is not None
     assert found.requeued == (unfinished,) and found.removed == 2
     assert visible_rows(broker_file) == [1]
@@ -98,10 +98,10 @@ def test_a_job_put_back_already_is_not_doubled(world) -> None:
 def test_nothing_is_touched_while_another_worker_consumes(world) -> None:
     settings, store, queue = world
     lose_one_job(settings, store, queue)
-    state_dir = Path(settings.state_dir)
-    with (state_dir / LOCK_NAME).open("ab") as other:  # a live worker's shared lock
+    broker_file = settings.embedded_broker_file
+    with broker_file.with_name(LOCK_NAME).open("ab") as other:  # a live worker's shared lock
         fcntl.flock(other, fcntl.LOCK_SH)
-        assert start_consuming(state_dir, settings.embedded_broker_file, store) is None
+        assert start_consuming(broker_file, store) is None
     assert visible_rows(settings.embedded_broker_file) == [0]
 
 
