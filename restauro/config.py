@@ -7,6 +7,7 @@ overridden by CLI flags. Nothing else in the code base reads ``os.environ`` for 
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # ``auto`` (a GPU when there is one), ``cpu``, ``cuda`` (the first GPU) or ``cuda:N`` (GPU N):
 # one worker per GPU names its GPU this way.
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:[0-9]{1,3})?)$")
+
+# How long after the longest a job may run (its hard time limit) Redis redelivers a job whose
+# worker was killed, when ``visibility_timeout_s`` is not set: the job's reservation and start
+# (decoding the scan, loading a model on a cold worker) come before its time limit starts.
+REDELIVERY_MARGIN_S = 300.0
 
 
 def check_device(name: str) -> str:
@@ -38,8 +44,11 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     result_backend: str | None = None
     state_dir: Path = Path("var/state")
-    # Redis redelivers an unacked job after this many seconds: it must exceed the longest job.
-    visibility_timeout_s: int = 3600
+    # Redis redelivers an unacknowledged job (its worker was killed) after this many seconds.
+    # It must exceed the longest job, or a running job is handed to a second worker; None (the
+    # default) derives it from the time limits below (``redelivery_timeout_s``), so a killed
+    # worker's job comes back ~5 minutes after the longest a job may run, not an hour later.
+    visibility_timeout_s: int | None = Field(default=None, gt=0)
 
     device: str = "auto"  # see DEVICE_PATTERN
 
@@ -109,6 +118,15 @@ class Settings(BaseSettings):
     def job_hard_time_limit_s(self) -> float:
         """When a job that ignored its time limit is killed, process and all."""
         return self.job_time_limit_s + self.job_kill_grace_s
+
+    @property
+    def redelivery_timeout_s(self) -> int:
+        """Redis' visibility timeout: ``visibility_timeout_s`` if set, else the hard time limit
+        plus ``REDELIVERY_MARGIN_S`` (a job can not run longer, so waiting longer only delays the
+        job of a worker that was killed)."""
+        if self.visibility_timeout_s is not None:
+            return self.visibility_timeout_s
+        return math.ceil(self.job_hard_time_limit_s + REDELIVERY_MARGIN_S)
 
     @classmethod
     def from_flags(cls, **flags: object) -> Settings:

@@ -157,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings.model_copy(update={"device": device})
     pool = choose_pool(args.pool, device, settings.batch_jobs)
     jobs = pool_concurrency(pool, settings, args.concurrency)
-    if settings.broker_url and settings.visibility_timeout_s <= settings.job_hard_time_limit_s:
+    if settings.broker_url and settings.redelivery_timeout_s <= settings.job_hard_time_limit_s:
         print(
-            f"restauro worker: warning: visibility_timeout_s ({settings.visibility_timeout_s}) "
+            f"restauro worker: warning: visibility_timeout_s ({settings.redelivery_timeout_s}) "
             f"is not above the job time limit ({settings.job_hard_time_limit_s:g} s): Redis may "
             "hand a running job to a second worker",
             file=sys.stderr,

@@ -11,9 +11,10 @@ Two set-ups share this one code path:
 Reliability settings follow the Celery guide for long GPU jobs: a job is acknowledged only after it
 ran (``task_acks_late``), a worker reserves one job per child or thread (prefetch 1), a worker
 killed mid-job puts its job back (``task_reject_on_worker_lost``), and Redis redelivers an
-unacknowledged job after ``visibility_timeout_s``, which must exceed the longest job. A threads
-pool (a GPU worker) reserves as many jobs as it has threads and acknowledges each after it ran: a
-worker killed with several jobs in flight puts them all back.
+unacknowledged job after ``Settings.redelivery_timeout_s`` (the hard time limit plus 5 minutes
+unless set), which must exceed the longest job. A threads pool (a GPU worker) reserves as many
+jobs as it has threads and acknowledges each after it ran: a worker killed with several jobs in
+flight puts them all back.
 
 Every job has a time limit (``job_time_limit_s``, then ``job_kill_grace_s`` until it is killed):
 worker/timeouts.py explains who enforces it in which pool and how a job that hit it ends.
@@ -81,11 +82,11 @@ def make_celery(settings: Settings, pool: str = "prefork") -> Celery:
         # every transport option to create_engine(), which rejects them; it has no such timeout.)
         # unacked_restore_throttle=1: every 10 s scan (not every 100 s) for jobs to redeliver.
         app.conf.broker_transport_options = {
-            "visibility_timeout": settings.visibility_timeout_s,
+            "visibility_timeout": settings.redelivery_timeout_s,
             "unacked_restore_throttle": 1,
         }
         app.conf.result_backend_transport_options = {
-            "visibility_timeout": settings.visibility_timeout_s
+            "visibility_timeout": settings.redelivery_timeout_s
         }
     app.conf.restauro_settings = settings
     app.conf.restauro_pool = pool

@@ -6,8 +6,9 @@ redelivered after a worker died rewrites the same candidates, and a job whose ``
 exists is already done. Progress goes to the result backend as task state ``PROGRESS``.
 
 In a threads pool (a GPU worker) several jobs run at once in one process: their z-searches share
-batches (worker/batching.py), and a job delivered twice (Redis hands back a job unacknowledged for
-``visibility_timeout_s``) runs once: the second copy waits for the first and finds its result.
+batches (worker/batching.py), and a job delivered twice (Redis hands back a job unacknowledged
+for ``Settings.redelivery_timeout_s``) runs once: the second copy waits for the first and finds
+its result.
 
 When a task ends, whichever way (result, typed failure, crash, time limit), the job's webhook is
 handed to this process's delivery threads (worker/webhooks.py) and the worker takes its next job.

@@ -107,6 +107,11 @@ def test_broker_choice_and_queue_names(tmp_path: Path) -> None:
     assert redis.queue_urls() == ("redis://h:6379/0", "redis://h:6379/0")
     conf = make_celery(redis).conf
     assert conf.broker_transport_options["visibility_timeout"] == 7
+    # unset: the hard time limit plus a margin, so it follows a raised time limit
+    derived = Settings(broker_url="redis://h:6379/0", job_time_limit_s=3000, job_kill_grace_s=30)
+    visibility = make_celery(derived).conf.broker_transport_options["visibility_timeout"]
+    assert visibility == derived.redelivery_timeout_s > derived.job_hard_time_limit_s
+    assert Settings().redelivery_timeout_s < 3600  # a killed worker's job is back within the hour
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
     assert (cluster_queue(3), queue_for("c3"), queue_for("general")) == (
