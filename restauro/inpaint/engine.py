@@ -79,6 +79,9 @@ class Restoration:
     seconds: float
     groups: list[GroupReport] = field(default_factory=list)
     model: str = ""
+    # Like ``raw``, but each candidate as the z-search drew it, before fine-tuning: given only
+    # for a scan with held-out pixels (``Damaged.held_out``), whose prediction of them it is.
+    searched: list[np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,9 @@ class _Window:
     pad: tuple[int, int]  # (top, left) offset of ``visible`` inside the square window
     hole: np.ndarray  # the group's hole pixels inside ``visible`` (bool)
     target: torch.Tensor  # 1 x 3 x S x S in [-1, 1]
-    missing: torch.Tensor  # 1 x 1 x S x S, 1 = hole
+    missing: torch.Tensor  # 1 x 1 x S x S, 1 = hole (held-out pixels included)
     valid: torch.Tensor  # 1 x 1 x S x S, 0 = padding beyond the image
+    fit_missing: torch.Tensor  # what fine-tuning does not see: the hole without held-out pixels
 
 
 @dataclass(frozen=True)
@@ -100,12 +104,18 @@ class Damaged:
     ``windows`` (a label image and the groups of labels to restore, each from its window) come
     from the damage analysis (``damage_analysis.gan_windows``) unless given; pixels of other
     labels inside a window are neither context nor restored there.
+
+    ``held_out`` (inside ``mask``) are known pixels hidden from the z-search, so that its
+    completions are a prediction of them that can be scored (``Restoration.searched``);
+    fine-tuning, which comes after and is not scored, sees them like the rest of the painting,
+    so the completion delivered fits all that is there (``rgb`` holds their true values).
     """
 
     rgb: np.ndarray
     mask: np.ndarray
     params: InpaintParams
     windows: tuple[np.ndarray, list[HoleGroup]] | None = None
+    held_out: np.ndarray | None = None
 
 
 def inpaint(
@@ -169,6 +179,7 @@ def inpaint_many(
         count = job.params.candidates
         blended = [job.rgb.copy() for _ in range(count)]
         raw = [job.rgb.copy() for _ in range(count)]
+        searched = [job.rgb.copy() for _ in range(count)] if job.held_out else None
         results: list[ZOptResult] = []
         reports: list[GroupReport] = []
         for group, window in zip(job.groups, job.windows, strict=True):
@@ -188,10 +199,13 @@ def inpaint_many(
                     result,
                     window.valid,
                     progress=tune_progress if progress is not None else None,
+                    fit_missing=window.fit_missing,
                 )
                 tuned_so_far += n_tuned * job.params.finetune_steps
             results.append(result)
-            _put_back(result, window, group.side, blended, raw, job.params.blend)
+            _put_back(result.completions, window, group.side, raw, blended, job.params.blend)
+            if searched is not None:
+                _put_back(result.search_completions, window, group.side, searched)
             reports.append(
                 GroupReport(
                     bbox=group.bbox.as_tuple(),
@@ -216,6 +230,7 @@ def inpaint_many(
                 seconds=time.perf_counter() - started,
                 groups=reports,
                 model=models.name,
+                searched=searched,
             )
         )
     return restorations
@@ -230,6 +245,7 @@ class _Prepared:
     groups: list[HoleGroup]
     windows: list[_Window]
     warnings: list[str]
+    held_out: bool  # the scan has held-out pixels (Damaged.held_out)
 
 
 def _prepare(scan: Damaged, size: int, device: torch.device) -> _Prepared:
@@ -239,17 +255,20 @@ def _prepare(scan: Damaged, size: int, device: torch.device) -> _Prepared:
         raise InvalidParameter(f"params must be InpaintParams, got {type(params).__name__}")
     mask = validate_mask(np.asarray(scan.mask), scan.rgb.shape[:2])
     labels, groups = scan.windows if scan.windows is not None else gan_windows(mask, params, size)
+    held = np.zeros_like(mask) if scan.held_out is None else np.asarray(scan.held_out, bool) & mask
     # Where a window's hole borders another hole (a crack entering a loss, the pieces of a long
     # one), blending needs values there: a diffusion fill until that hole is restored in turn.
+    # Held-out pixels keep their values: fine-tuning fits them.
     rgb = telea(scan.rgb, mask)
+    rgb[held] = scan.rgb[held]
     height, width = mask.shape
     windows, warnings = [], []
     for group in groups:
-        window = _cut_window(rgb, labels, group, size, device)
+        window = _cut_window(rgb, labels, group, size, device, held)
         fraction = float(window.hole.sum()) / window.hole.size
         warnings += _warnings(group, fraction, params, height, width)
         windows.append(window)
-    return _Prepared(rgb, params, list(groups), windows, warnings)
+    return _Prepared(rgb, params, list(groups), windows, warnings, bool(held.any()))
 
 
 def _on(models: GANModels, device: torch.device) -> GANModels:
@@ -279,18 +298,26 @@ def _coverage(mask: np.ndarray, size: int) -> np.ndarray:
 
 
 def _cut_window(
-    rgb: np.ndarray, labels: np.ndarray, group: HoleGroup, size: int, device: torch.device
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    group: HoleGroup,
+    size: int,
+    device: torch.device,
+    held_out: np.ndarray,
 ) -> _Window:
     height, width = rgb.shape[:2]
     visible = group.visible_window(height, width)
     rows, cols = slice(visible.top, visible.bottom), slice(visible.left, visible.right)
     hole = np.isin(labels[rows, cols], group.labels)
+    held = held_out[rows, cols] & hole
     foreign = (labels[rows, cols] > 0) & ~hole  # other holes: weigh nothing, like padding
     patch = rgb[rows, cols].copy()
     # Damaged pixels must not leak into the context through resampling: fill them neutrally.
+    # (Held-out pixels keep their values: the search's mask covers every model pixel they touch,
+    # and fine-tuning is meant to see them.)
     known = ~hole & ~foreign
     fill = patch[known].mean(axis=0).round().astype(np.uint8) if known.any() else 127
-    patch[hole | foreign] = fill
+    patch[(hole & ~held) | foreign] = fill
     top, left = visible.top - group.window.top, visible.left - group.window.left
     bottom = group.side - top - visible.height
     right = group.side - left - visible.width
@@ -299,39 +326,46 @@ def _cut_window(
     outside[top : top + visible.height, left : left + visible.width] = foreign
     hole_square = np.zeros_like(outside)
     hole_square[top : top + visible.height, left : left + visible.width] = hole
-    missing = _coverage(hole_square, size)
     valid = ~_coverage(outside, size)
-    missing &= valid
+    missing = _coverage(hole_square, size) & valid
+    hole_square[top : top + visible.height, left : left + visible.width] = hole & ~held
+    fit_missing = _coverage(hole_square, size) & valid
+
+    def on_device(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array.astype(np.float32))[None, None].to(device)
+
     return _Window(
         visible=visible,
         pad=(top, left),
         hole=hole,
         target=to_model_range(resize(square, size, size)).to(device),
-        missing=torch.from_numpy(missing.astype(np.float32))[None, None].to(device),
-        valid=torch.from_numpy(valid.astype(np.float32))[None, None].to(device),
+        missing=on_device(missing),
+        valid=on_device(valid),
+        fit_missing=on_device(fit_missing),
     )
 
 
 def _put_back(
-    result: ZOptResult,
+    completions: torch.Tensor,
     window: _Window,
     side: int,
-    blended: list[np.ndarray],
     raw: list[np.ndarray],
-    blend: bool,
+    blended: list[np.ndarray] | None = None,
+    blend: bool = False,
 ) -> None:
-    """Resize each completion to the window, then blend (and paste) it inside the hole only."""
-    completions = from_model_range(result.completions)  # B x S x S x 3 uint8
+    """Resize each completion to the window and paste it into ``raw`` inside the hole only;
+    and into ``blended``, Poisson-blended when ``blend``."""
+    images = from_model_range(completions)  # B x S x S x 3 uint8
     top, left = window.pad
     v = window.visible
     rows, cols = slice(v.top, v.bottom), slice(v.left, v.right)
-    blender = PoissonBlender(window.hole) if blend else None
-    for i, completion in enumerate(completions):
+    blender = PoissonBlender(window.hole) if blend and blended is not None else None
+    for i, completion in enumerate(images):
         full = resize(completion, side, side)[top : top + v.height, left : left + v.width]
         raw[i][rows, cols] = paste(full, raw[i][rows, cols], window.hole)
         if blender is not None:
             blended[i][rows, cols] = blender.blend(full, blended[i][rows, cols])
-        else:
+        elif blended is not None:
             blended[i][rows, cols] = raw[i][rows, cols]
 
 

@@ -78,17 +78,22 @@ class GeneratorFineTuner:
         valid: torch.Tensor | None = None,
         progress: Progress | None = None,
         stage: str = "finetune",
+        fit_missing: torch.Tensor | None = None,
     ) -> ZOptResult:
         """The search's result with its best ``finetune_candidates`` fine-tuned.
 
         ``target``, ``missing`` and ``valid`` are those given to :meth:`ZOptimizer.optimize`.
-        The fine-tuned candidates come first, ranked by their total loss; the others follow
-        unchanged, in the search's order.
+        ``fit_missing`` (default ``missing``) is what fine-tuning does not see: pixels held out
+        from the search to score its prediction of them may be known here, so that the
+        delivered completion fits all of the painting that is there (``target`` must then hold
+        their values). The fine-tuned candidates come first, ranked by their total loss; the
+        others follow unchanged, in the search's order; ``searched`` keeps what the search drew.
         """
         p = self.params
         k = self.count(len(searched.latents))
         if k == 0:
             return searched
+        missing = missing if fit_missing is None else fit_missing
         valid = torch.ones_like(missing) if valid is None else valid
         weights = context_weights(missing, p.window, valid)
         known = (1.0 - missing) * valid
@@ -114,6 +119,7 @@ class GeneratorFineTuner:
             from_encoder=searched.from_encoder[order],
             finetuned=(torch.arange(len(order)) < k)[order],
             finetune_steps=p.finetune_steps,
+            searched=searched.search_completions[order.to(images.device)],
         )
 
     def _tune(

@@ -12,9 +12,11 @@
 4. **Score like with like** (``scoring``): every method restores its hole together with a ring of
    known pixels it is not shown, and is scored on how well it predicted that ring (structure
    band PSNR, pooled over windows). The GAN's own loss is kept beside it for the GAN candidates.
+   What is delivered uses the ring: a diffusion method's fill is a second run that sees it, and
+   the GAN's z-search (which is scored) is followed by fine-tuning, which sees it.
 5. **Compose** ranked candidates: ``gan:<target>`` (one per z-candidate), ``telea``, ``ns``;
-   by default the GAN's first (``rank_by="method"``, see ``scan_result.rank``), each group by
-   score.
+   by default the GAN's first, in its own order, then the baselines by score
+   (``rank_by="method"``, see ``scan_result.rank``).
 
 Candidates are kept as the values of the mask's pixels only and composed into full images on
 access, so a 100-megapixel scan costs a few copies of its damage, not of itself. Every pixel

@@ -73,8 +73,9 @@ class GanWindow:
         return True
 
     def damaged(self) -> Damaged:
-        """This window's crop for the engine: hole + ring hidden (the ring is held out to score
-        the completion), other damage in the window weighing nothing."""
+        """This window's crop for the engine: hole + ring hidden from the z-search (the ring is
+        held out to score its completion; fine-tuning then sees it, like the rest of the
+        painting), other damage in the window weighing nothing."""
         group, visible = self.window.group, self.visible
         hidden = self.own | self.ring
         self.hidden = hidden
@@ -95,7 +96,7 @@ class GanWindow:
             hole_pixels=int(hidden.sum()),
         )
         params = replace(self.params, blend=False, seed=self.params.seed + self.index)
-        return Damaged(self.crop, hidden, params, (labels, [local]))
+        return Damaged(self.crop, hidden, params, (labels, [local]), held_out=self.ring)
 
     def take(self, result: Restoration) -> None:
         """The engine's completions of this window: detail, score and blend each candidate."""
@@ -120,14 +121,23 @@ class GanWindow:
         if mix > 0:
             method, radius = self.params.baselines[0], self.params.diffusion_radius
             smooth = diffuse(self.crop, self.damage | hidden, method, radius).astype(np.float32)
+        searched = result.searched if result.searched is not None else result.raw
+
+        def structure(completion: np.ndarray) -> np.ndarray:
+            if mix <= 0:
+                return completion
+            mixed = completion.astype(np.float32)
+            mixed[hidden] = (1 - mix) * mixed[hidden] + mix * smooth[hidden]
+            return mixed  # only its low band is kept (mix > 0 implies detail)
+
         for i, raw in enumerate(result.raw):
-            if mix > 0:
-                mixed = raw.astype(np.float32)
-                mixed[hidden] = (1 - mix) * mixed[hidden] + mix * smooth[hidden]
-                raw = mixed  # only its low band is kept (mix > 0 implies detail)
+            # The score: the z-search's prediction of the held-out ring (fine-tuning, after it,
+            # saw the ring), its structure as the fill's; copied brushwork is not scored.
+            self.sums.append(structure_error(structure(searched[i]), self.truth, self.ring))
+            prediction = structure(raw)
             if detail:
                 detailed = transfer_detail(
-                    raw,
+                    prediction,
                     known,
                     hidden,
                     sigma,
@@ -135,9 +145,6 @@ class GanWindow:
                     gain=self.params.detail_gain,
                 ).image
                 prediction = np.clip(np.rint(detailed), 0, 255).astype(np.uint8)
-            else:
-                prediction = raw
-            self.sums.append(structure_error(prediction, self.truth, self.ring))
             blended = blender.blend(prediction, self.crop)
             self.fills.append(blended[self.own])
             self.losses.append(result.losses[i])

@@ -48,6 +48,15 @@ class ZOptResult:
     curve: list[float] = field(default_factory=list)  # best total loss after each step
     finetuned: torch.Tensor | None = None  # (B,) bool, set by GeneratorFineTuner; None = none
     finetune_steps: int = 0  # Adam steps on each fine-tuned candidate's copy of G
+    # Each candidate's z-search completion before fine-tuning, in this result's order (set by
+    # GeneratorFineTuner; None: ``completions`` are the search's): its prediction of pixels the
+    # search did not see and fine-tuning did (a held-out score, see engine.Damaged.held_out).
+    searched: torch.Tensor | None = None
+
+    @property
+    def search_completions(self) -> torch.Tensor:
+        """What the z-search alone drew for each candidate (fine-tuned or not), in order."""
+        return self.completions if self.searched is None else self.searched
 
 
 def prior_radius(nz: int) -> float:

@@ -6,6 +6,7 @@ import pytest
 
 from restauro.errors import EmptyMask, FullMask, InvalidImage, InvalidParameter, MaskSizeMismatch
 from restauro.inpaint import InpaintParams, inpaint
+from restauro.inpaint.engine import Damaged, inpaint_many
 from restauro.masks import load_image_and_mask
 
 FAST = InpaintParams(candidates=3, steps=4, patience=0, seed=0)
@@ -157,3 +158,28 @@ def test_params_must_be_inpaint_params(tiny_models, painting):
     mask[0, 0] = True
     with pytest.raises(InvalidParameter):
         inpaint(painting, mask, tiny_models, {"steps": 3})
+
+
+def test_held_out_pixels_are_the_searchs_prediction_and_the_fine_tunings_context(
+    tiny_models, painting
+):
+    """``Damaged.held_out``: the search's own completions come back as ``searched`` (without
+    fine-tuning they are the delivered ones); fine-tuning sees the held-out pixels, so it
+    delivers something else there; outside the mask nothing changes either way."""
+    hole = np.zeros(painting.shape[:2], bool)
+    hole[36:56, 28:48] = True
+    mask = hole.copy()
+    mask[32:60, 24:52] = True  # hole + a 4 px ring held out
+    ring = mask & ~hole
+    plain = InpaintParams(candidates=2, steps=4, seed=0)
+    tuned = dataclasses.replace(plain, finetune_steps=6, finetune_lr=1e-3, finetune_candidates=1)
+    assert inpaint_many([Damaged(painting, mask, plain)], tiny_models)[0].searched is None
+    alone = inpaint_many([Damaged(painting, mask, plain, held_out=ring)], tiny_models)[0]
+    assert alone.searched is not None
+    for raw, searched in zip(alone.raw, alone.searched, strict=True):
+        assert np.array_equal(raw, searched)
+    result = inpaint_many([Damaged(painting, mask, tuned, held_out=ring)], tiny_models)[0]
+    assert np.array_equal(result.searched[0], alone.raw[0])  # the same search, same seed
+    assert not np.array_equal(result.raw[0][ring], result.searched[0][ring])
+    for image in (*result.raw, *result.searched, *result.candidates):
+        assert np.array_equal(image[~mask], painting[~mask])

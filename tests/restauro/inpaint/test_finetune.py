@@ -137,3 +137,39 @@ def test_fine_tuning_more_candidates_than_exist_tunes_them_all(tiny_models):
     tuner = GeneratorFineTuner(InpaintParams(finetune_steps=3, finetune_candidates=5))
     assert tuner.count(2) == 2
     assert GeneratorFineTuner(InpaintParams(finetune_steps=0)).count(8) == 0
+
+
+def test_held_out_pixels_are_fitted_by_fine_tuning_and_the_search_keeps_its_prediction(
+    tiny_models,
+):
+    """A ring the z-search did not see (it is held out to score the search) is known to
+    fine-tuning: the delivered completion fits it far better than the search predicted it, and
+    ``searched`` keeps what the search drew, row for row. Without ``fit_missing`` the ring stays
+    unknown to fine-tuning too. Properties of any trajectory: the ring is part of the L1 that
+    fine-tuning minimises, from a search that never saw it."""
+    target = to_model_range(synthetic_paintings(1, seed=7)[0])
+    hole = torch.zeros(1, 1, 64, 64)
+    hole[..., 24:40, 20:36] = 1
+    missing = torch.zeros(1, 1, 64, 64)
+    missing[..., 18:46, 14:42] = 1  # the hole and a 6 px ring around it
+    ring = missing - hole
+    params = InpaintParams(
+        candidates=3, steps=30, finetune_steps=60, finetune_lr=1e-3, finetune_candidates=1
+    )
+    g, d = tiny_models.generator, tiny_models.discriminator
+    searched = ZOptimizer(params).optimize(g, d, target, missing)
+    tuner = GeneratorFineTuner(params)
+    seen = tuner.finetune(g, d, target, missing, searched, fit_missing=hole)
+    unseen = tuner.finetune(g, d, target, missing, searched)
+
+    def ring_error(images: torch.Tensor) -> float:
+        return float((ring * (images[:1] - target)).abs().sum())
+
+    assert ring_error(seen.completions) < 0.8 * ring_error(searched.completions)
+    assert ring_error(seen.completions) < ring_error(unseen.completions)
+    for tuned in (seen, unseen):
+        assert torch.equal(tuned.searched, searched.completions)  # one tuned: the order stays
+        assert torch.equal(tuned.search_completions, searched.completions)
+    assert searched.search_completions is searched.completions  # not fine-tuned: the same
+    again = tuner.finetune(g, d, target, missing, searched, fit_missing=missing)
+    assert torch.equal(again.completions, unseen.completions)  # the default is the search's mask

@@ -53,11 +53,13 @@ def test_every_candidate_names_its_method_and_the_ranking_is_by_one_score(tiny_m
     result = restore_scan(rgb, mask, tiny_models, FAST)
     methods = [c.method for c in result.ranked]
     assert sorted(methods) == sorted(["gan:tiny"] * 2 + ["telea", "ns"])
-    # rank_by "method" (default): the GAN's candidates first on losses, each group by the score
+    # rank_by "method" (default): the GAN's candidates first on losses, in the GAN's own order
+    # (by its loss over every known pixel), then the baselines by the held-out score
     assert methods[:2] == ["gan:tiny", "gan:tiny"]
-    for group in (result.ranked[:2], result.ranked[2:]):
-        scores = [c.score for c in group]
-        assert scores == sorted(scores, reverse=True)
+    losses = [c.gan.total for c in result.ranked[:2]]
+    assert losses == sorted(losses)
+    scores = [c.score for c in result.ranked[2:]]
+    assert scores == sorted(scores, reverse=True)
     by_score = restore_scan(rgb, mask, tiny_models, dataclasses.replace(FAST, rank_by="score"))
     scores = [c.score for c in by_score.ranked]
     assert scores == sorted(scores, reverse=True)  # one score for all, higher is better
