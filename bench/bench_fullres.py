@@ -204,7 +204,14 @@ def main() -> None:
     parser.add_argument("--paintings", type=int, default=6)
     parser.add_argument("--skip", type=int, default=2, help="paintings 0..skip-1 are the dev set")
     parser.add_argument("--size", default="1500x1200")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the i-th painting of this run gets seed + i (its scan's detail and its damage): "
+        "docs/results.md ran the dev set (--skip 0 --paintings 2) and the test set (--skip 2 "
+        "--paintings 4) separately, so run them the same way to get the same scans",
+    )
     parser.add_argument("--out", type=Path, default=Path("var/bench/fullres"))
     parser.add_argument("--steps", type=int, default=None, help="z-steps (default: product's)")
     parser.add_argument(
