@@ -133,8 +133,9 @@ class GanWindow:
         for i, raw in enumerate(result.raw):
             # The score: the z-search's prediction of the held-out ring (fine-tuning, after it,
             # saw the ring), its structure as the fill's; copied brushwork is not scored.
-            self.sums.append(structure_error(structure(searched[i]), self.truth, self.ring))
             prediction = structure(raw)
+            held = prediction if searched[i] is raw else structure(searched[i])
+            self.sums.append(structure_error(held, self.truth, self.ring))
             if detail:
                 detailed = transfer_detail(
                     prediction,
