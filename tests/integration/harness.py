@@ -15,6 +15,24 @@ from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Work that no machine finishes within a test's time limit, whatever its speed: ten million
+# z-search steps, with the deployment's cap on steps raised to allow them (ENDLESS_ENV, for the
+# API that checks the request and the worker alike). The tests once asked for 64 candidates x
+# 5000 steps, "far more than any CPU does in 15 s"; a faster CI machine did it, pruning having
+# cut the 64 to a few, and a time-limit test saw its job succeed.
+ENDLESS_STEPS = 10_000_000
+ENDLESS_ENV = {"RESTAURO_MAX_STEPS": str(ENDLESS_STEPS)}
+
+
+def endless(cluster: int, seed: int = 1) -> dict[str, str]:
+    """Form fields of a restoration that runs until its time limit stops it."""
+    return {
+        "candidates": "64",
+        "steps": str(ENDLESS_STEPS),
+        "seed": str(seed),
+        "cluster": str(cluster),
+    }
+
 
 def environment(registry: Path, root: Path, broker_url: str | None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESTAURO_")}

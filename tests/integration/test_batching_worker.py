@@ -27,7 +27,9 @@ import redis
 from restauro.images import read_image
 from restauro.jobs import JobStore, candidate_name
 from tests.integration.harness import (
+    ENDLESS_ENV,
     REPO,
+    endless,
     environment,
     start_api,
     stop,
@@ -148,14 +150,15 @@ def test_a_threads_worker_killed_with_jobs_in_flight_loses_none(stack, tmp_path:
 
 
 def test_the_soft_limit_stops_one_job_and_the_process_goes_on(stack, tmp_path: Path) -> None:
-    """Far more work than fits in the limit, on cluster 1, beside a quick job on cluster 0 in
-    the same process: the first ends failed (stopped, not killed: the hard limit is far off),
-    the quick one succeeds, and the same process takes the next job."""
+    """Work no machine does within the limit (harness.endless), on cluster 1, beside a quick
+    job on cluster 0 in the same process: the first ends failed (stopped, not killed: the hard
+    limit is far off), the quick one succeeds, and the same process takes the next job."""
     limit = 15
     env, base, store = stack(
         RESTAURO_BATCH_JOBS="2",
         RESTAURO_JOB_TIME_LIMIT_S=str(limit),
         RESTAURO_JOB_KILL_GRACE_S="60",
+        **ENDLESS_ENV,
     )
     log = tmp_path / "worker.log"
     worker = start_threads_worker(env, log)
@@ -163,10 +166,10 @@ def test_the_soft_limit_stops_one_job_and_the_process_goes_on(stack, tmp_path: P
     try:
         warm = wait_for_job(base, submit(base, quick), timeout=HANG)  # the bundle is loaded
         assert warm["status"] == "succeeded", warm
-        endless = submit(base, {"candidates": "64", "steps": "5000", "seed": "1", "cluster": "1"})
+        endless_job = submit(base, endless(cluster=1))
         beside = submit(base, quick, seed=1)
 
-        ended = wait_for_job(base, endless, timeout=HANG)
+        ended = wait_for_job(base, endless_job, timeout=HANG)
         assert ended["status"] == "failed", ended
         assert ended["error"]["error"] == "time_limit_exceeded", ended
         assert f"time limit of {limit} s and was stopped" in ended["error"]["detail"], ended
@@ -175,7 +178,7 @@ def test_the_soft_limit_stops_one_job_and_the_process_goes_on(stack, tmp_path: P
         after = wait_for_job(base, submit(base, quick, seed=2), timeout=HANG)
         assert after["status"] == "succeeded", after
         assert worker.poll() is None, log.read_text()[-3000:]
-        ran = {store.read_state(endless)["worker"]} | {
+        ran = {store.read_state(endless_job)["worker"]} | {
             store.read_result(job_id)["worker"] for job_id in (beside, after["id"])
         }
         assert ran == {store.read_result(beside)["worker"]}  # one process did all three

@@ -29,7 +29,9 @@ import redis
 from restauro.registry import Registry
 from tests.data import squeezenet_weights, tiny_train_options
 from tests.integration.harness import (
+    ENDLESS_ENV,
     REPO,
+    endless,
     environment,
     start_api,
     stop,
@@ -46,10 +48,14 @@ KINDS = ("squeezenet", "sift", "surf", "vgg16")  # squeezenet first: current whe
 # Generous, since a fresh pool child's first job loads the bundle (seconds on a loaded 2-core
 # machine); a job killed at the hard limit gets LIMIT_S + 2 s.
 LIMIT_S = 15
-LIMITS = {"RESTAURO_JOB_TIME_LIMIT_S": str(LIMIT_S), "RESTAURO_JOB_KILL_GRACE_S": "2"}
-# Far more work than any CPU does within the limits (64 candidates x 5000 steps), and a
-# quick job on the same cluster (its nets are loaded by then: seconds even on a loaded machine).
-ENDLESS = {"candidates": "64", "steps": "5000", "seed": "1", "cluster": "0"}
+LIMITS = {
+    "RESTAURO_JOB_TIME_LIMIT_S": str(LIMIT_S),
+    "RESTAURO_JOB_KILL_GRACE_S": "2",
+    **ENDLESS_ENV,
+}
+# Work no machine does within the limits (harness.endless), and a quick job on the same
+# cluster (its nets are loaded by then: seconds even on a loaded machine).
+ENDLESS = endless(cluster=0)
 QUICK = {**TINY, "cluster": "0"}
 
 
